@@ -1,0 +1,469 @@
+//! Vault-style server configuration, in HCL or JSON (both parse to the same tree).
+
+use anyhow::{anyhow, bail, Context};
+use coffer_api::{ListenerConfig, TlsFiles};
+use coffer_core::barrier::SecretKey;
+use coffer_core::seal::StaticSeal;
+use coffer_core::util::parse_duration_value;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageConfig {
+    Inmem,
+    File { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listeners: Vec<ListenerConfig>,
+    pub storage: StorageConfig,
+    pub static_seal: Option<StaticSeal>,
+    pub api_addr: Option<String>,
+    pub default_lease_ttl: Option<u64>,
+    pub max_lease_ttl: Option<u64>,
+    pub ui: bool,
+    pub log_level: Option<String>,
+}
+
+impl ServerConfig {
+    pub fn dev(address: &str) -> Self {
+        ServerConfig {
+            listeners: vec![ListenerConfig {
+                address: address.to_string(),
+                tls: None,
+            }],
+            storage: StorageConfig::Inmem,
+            static_seal: None,
+            api_addr: None,
+            default_lease_ttl: None,
+            max_lease_ttl: None,
+            ui: false,
+            log_level: None,
+        }
+    }
+}
+
+/// Read every `-config` argument (files, or directories of `.hcl`/`.json` files) and merge them.
+pub fn load_config(paths: &[PathBuf]) -> anyhow::Result<ServerConfig> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("reading config directory {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| matches!(f.extension().and_then(|e| e.to_str()), Some("hcl" | "json")))
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut merged = Map::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading config file {}", f.display()))?;
+        let tree =
+            parse_text(&text, f).with_context(|| format!("parsing config file {}", f.display()))?;
+        for (k, v) in tree {
+            match (merged.get_mut(&k), v) {
+                (Some(Value::Array(existing)), Value::Array(more)) => existing.extend(more),
+                (Some(existing @ Value::Array(_)), other) => {
+                    if let Value::Array(a) = existing {
+                        a.push(other)
+                    }
+                }
+                (Some(existing), other) if k == "listener" => {
+                    let prev = existing.take();
+                    *existing = Value::Array(vec![prev, other]);
+                }
+                (_, v) => {
+                    merged.insert(k, v);
+                }
+            }
+        }
+    }
+    from_tree(&merged)
+}
+
+fn parse_text(text: &str, path: &Path) -> anyhow::Result<Map<String, Value>> {
+    let is_json = path.extension().and_then(|e| e.to_str()) == Some("json")
+        || text.trim_start().starts_with('{');
+    let v: Value = if is_json {
+        serde_json::from_str(text).map_err(|e| anyhow!("invalid JSON: {e}"))?
+    } else {
+        hcl::from_str(text).map_err(|e| anyhow!("invalid HCL: {e}"))?
+    };
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => bail!("configuration must be an object"),
+    }
+}
+
+/// Flatten a block value into (label, body) pairs. Accepts `{"tcp": {...}}`, `{"tcp": [{...}]}`
+/// and `[{"tcp": {...}}, ...]` (HCL and Vault's JSON forms).
+fn labelled_blocks(v: &Value) -> anyhow::Result<Vec<(String, Map<String, Value>)>> {
+    let mut out = Vec::new();
+    match v {
+        Value::Array(items) => {
+            for i in items {
+                out.extend(labelled_blocks(i)?);
+            }
+        }
+        Value::Object(m) => {
+            for (label, body) in m {
+                match body {
+                    Value::Object(b) => out.push((label.clone(), b.clone())),
+                    Value::Array(bs) => {
+                        for b in bs {
+                            match b {
+                                Value::Object(b) => out.push((label.clone(), b.clone())),
+                                _ => bail!("block \"{label}\" must be an object"),
+                            }
+                        }
+                    }
+                    _ => bail!("block \"{label}\" must be an object"),
+                }
+            }
+        }
+        _ => bail!("expected a block"),
+    }
+    Ok(out)
+}
+
+fn check_keys(what: &str, body: &Map<String, Value>, allowed: &[&str]) -> anyhow::Result<()> {
+    let unknown: Vec<&str> = body
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        bail!("unknown key(s) in {what}: {}", unknown.join(", "));
+    }
+    Ok(())
+}
+
+fn as_string(v: &Value, what: &str) -> anyhow::Result<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => bail!("{what} must be a string"),
+    }
+}
+
+fn as_bool(v: &Value, what: &str) -> anyhow::Result<bool> {
+    coffer_core::util::value_as_bool(v).ok_or_else(|| anyhow!("{what} must be a boolean"))
+}
+
+fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
+    check_keys(
+        "configuration",
+        tree,
+        &[
+            "listener",
+            "storage",
+            "backend",
+            "seal",
+            "api_addr",
+            "cluster_addr",
+            "cluster_name",
+            "default_lease_ttl",
+            "max_lease_ttl",
+            "disable_mlock",
+            "ui",
+            "log_level",
+            "pid_file",
+        ],
+    )?;
+    let mut listeners = Vec::new();
+    if let Some(l) = tree.get("listener") {
+        for (kind, body) in labelled_blocks(l)? {
+            if kind != "tcp" {
+                bail!("unsupported listener type \"{kind}\" (only \"tcp\")");
+            }
+            listeners.push(listener(&body)?);
+        }
+    }
+    if listeners.is_empty() {
+        bail!("no listener configured: add a listener \"tcp\" block");
+    }
+    let storage_tree = match (tree.get("storage"), tree.get("backend")) {
+        (Some(_), Some(_)) => {
+            bail!("configure either \"storage\" or the legacy \"backend\", not both")
+        }
+        (Some(s), None) | (None, Some(s)) => s,
+        (None, None) => bail!("no storage configured: add a storage block (\"inmem\" or \"file\")"),
+    };
+    let mut storages = labelled_blocks(storage_tree)?;
+    if storages.len() != 1 {
+        bail!("exactly one storage block is required");
+    }
+    let (skind, sbody) = storages.remove(0);
+    let storage = match skind.as_str() {
+        "inmem" => {
+            check_keys("storage \"inmem\"", &sbody, &[])?;
+            StorageConfig::Inmem
+        }
+        "file" => {
+            check_keys("storage \"file\"", &sbody, &["path"])?;
+            let path = sbody
+                .get("path")
+                .ok_or_else(|| anyhow!("storage \"file\" needs a path"))
+                .and_then(|v| as_string(v, "storage path"))?;
+            StorageConfig::File { path: path.into() }
+        }
+        other => bail!("unsupported storage type \"{other}\" (supported: inmem, file)"),
+    };
+    let static_seal = match tree.get("seal") {
+        None => None,
+        Some(s) => {
+            let mut seals = labelled_blocks(s)?;
+            if seals.len() != 1 {
+                bail!("at most one seal block is supported");
+            }
+            let (kind, body) = seals.remove(0);
+            match kind.as_str() {
+                "static" => Some(static_seal(&body)?),
+                "shamir" => None,
+                other => bail!("unsupported seal type \"{other}\" (supported: static, shamir)"),
+            }
+        }
+    };
+    let duration = |k: &str| -> anyhow::Result<Option<u64>> {
+        tree.get(k)
+            .map(|v| {
+                parse_duration_value(v)
+                    .map(|d| d.as_secs())
+                    .map_err(|e| anyhow!("{k}: {e}"))
+            })
+            .transpose()
+    };
+    if let Some(v) = tree.get("disable_mlock") {
+        as_bool(v, "disable_mlock")?;
+    }
+    let log_level = tree
+        .get("log_level")
+        .map(|v| as_string(v, "log_level"))
+        .transpose()?;
+    if let Some(l) = &log_level {
+        if !matches!(
+            l.to_ascii_lowercase().as_str(),
+            "trace" | "debug" | "info" | "warn" | "error"
+        ) {
+            bail!("log_level must be one of trace, debug, info, warn, error");
+        }
+    }
+    Ok(ServerConfig {
+        listeners,
+        storage,
+        static_seal,
+        api_addr: tree
+            .get("api_addr")
+            .map(|v| as_string(v, "api_addr"))
+            .transpose()?,
+        default_lease_ttl: duration("default_lease_ttl")?,
+        max_lease_ttl: duration("max_lease_ttl")?,
+        ui: tree
+            .get("ui")
+            .map(|v| as_bool(v, "ui"))
+            .transpose()?
+            .unwrap_or(false),
+        log_level: log_level.map(|l| l.to_ascii_lowercase()),
+    })
+}
+
+fn listener(body: &Map<String, Value>) -> anyhow::Result<ListenerConfig> {
+    check_keys(
+        "listener \"tcp\"",
+        body,
+        &[
+            "address",
+            "tls_disable",
+            "tls_cert_file",
+            "tls_key_file",
+            "tls_client_ca_file",
+            "tls_require_and_verify_client_cert",
+            "tls_min_version",
+            "cluster_address",
+        ],
+    )?;
+    let address = body
+        .get("address")
+        .map(|v| as_string(v, "listener address"))
+        .transpose()?
+        .unwrap_or_else(|| "127.0.0.1:8200".to_string());
+    let tls_disable = body
+        .get("tls_disable")
+        .map(|v| as_bool(v, "tls_disable"))
+        .transpose()?
+        .unwrap_or(false);
+    let tls = if tls_disable {
+        None
+    } else {
+        let cert = body
+            .get("tls_cert_file")
+            .map(|v| as_string(v, "tls_cert_file"))
+            .transpose()?;
+        let key = body
+            .get("tls_key_file")
+            .map(|v| as_string(v, "tls_key_file"))
+            .transpose()?;
+        match (cert, key) {
+            (Some(c), Some(k)) => Some(TlsFiles {
+                cert_file: c.into(),
+                key_file: k.into(),
+                client_ca_file: body
+                    .get("tls_client_ca_file")
+                    .map(|v| as_string(v, "tls_client_ca_file"))
+                    .transpose()?
+                    .map(PathBuf::from),
+                require_client_cert: body
+                    .get("tls_require_and_verify_client_cert")
+                    .map(|v| as_bool(v, "tls_require_and_verify_client_cert"))
+                    .transpose()?
+                    .unwrap_or(false),
+            }),
+            _ => bail!("listener: TLS is enabled but tls_cert_file and tls_key_file are not both set (set tls_disable = true for plain HTTP)"),
+        }
+    };
+    Ok(ListenerConfig { address, tls })
+}
+
+fn static_seal(body: &Map<String, Value>) -> anyhow::Result<StaticSeal> {
+    check_keys("seal \"static\"", body, &["current_key_id", "current_key"])?;
+    let key_id = body
+        .get("current_key_id")
+        .map(|v| as_string(v, "current_key_id"))
+        .transpose()?
+        .unwrap_or_else(|| "static".to_string());
+    let source = body
+        .get("current_key")
+        .map(|v| as_string(v, "current_key"))
+        .transpose()?
+        .ok_or_else(|| {
+            anyhow!("seal \"static\" needs current_key (\"file:///path\" or \"env://VAR\")")
+        })?;
+    let raw: zeroize::Zeroizing<Vec<u8>> = if let Some(path) = source.strip_prefix("file://") {
+        zeroize::Zeroizing::new(
+            std::fs::read(path).with_context(|| format!("reading static seal key file {path}"))?,
+        )
+    } else if let Some(var) = source.strip_prefix("env://") {
+        zeroize::Zeroizing::new(
+            std::env::var(var)
+                .map_err(|_| anyhow!("static seal key variable {var} is not set"))?
+                .into_bytes(),
+        )
+    } else {
+        bail!("seal \"static\": current_key must be \"file:///path\" or \"env://VAR\"");
+    };
+    let key = decode_seal_key(&raw).ok_or_else(|| {
+        anyhow!("static seal key must be 32 bytes: raw, 64 hex characters or base64")
+    })?;
+    Ok(StaticSeal { key_id, key })
+}
+
+fn decode_seal_key(raw: &[u8]) -> Option<SecretKey> {
+    use base64::Engine;
+    if raw.len() == 32 {
+        return SecretKey::from_slice(raw).ok();
+    }
+    let text = std::str::from_utf8(raw).ok()?.trim();
+    if let Ok(b) = hex::decode(text) {
+        let b = zeroize::Zeroizing::new(b);
+        return SecretKey::from_slice(&b).ok();
+    }
+    let b = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?,
+    );
+    SecretKey::from_slice(&b).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn hcl_and_json_agree() {
+        let d = tempfile::tempdir().unwrap();
+        let h = write(
+            d.path(),
+            "a.hcl",
+            r#"
+storage "file" { path = "/tmp/x" }
+listener "tcp" {
+  address = "127.0.0.1:9999"
+  tls_disable = true
+}
+default_lease_ttl = "1h"
+max_lease_ttl = "768h"
+disable_mlock = true
+ui = true
+"#,
+        );
+        let j = write(
+            d.path(),
+            "b.json",
+            r#"{"backend":{"file":{"path":"/tmp/x"}},"listener":{"tcp":{"address":"127.0.0.1:9999","tls_disable":"true"}},
+               "default_lease_ttl":"1h","max_lease_ttl":"768h","disable_mlock":true,"ui":true}"#,
+        );
+        let a = load_config(&[h]).unwrap();
+        let b = load_config(&[j]).unwrap();
+        assert_eq!(
+            a.storage,
+            StorageConfig::File {
+                path: "/tmp/x".into()
+            }
+        );
+        assert_eq!(a.storage, b.storage);
+        assert_eq!(a.listeners[0].address, "127.0.0.1:9999");
+        assert_eq!(b.listeners[0].address, "127.0.0.1:9999");
+        assert!(a.listeners[0].tls.is_none() && b.listeners[0].tls.is_none());
+        assert_eq!(a.default_lease_ttl, Some(3600));
+        assert_eq!(b.max_lease_ttl, Some(768 * 3600));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            d.path(),
+            "c.hcl",
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n}\nfrobnicate = true\n",
+        );
+        let err = format!("{:#}", load_config(&[f]).unwrap_err());
+        assert!(err.contains("frobnicate"), "{err}");
+        let f = write(
+            d.path(),
+            "d.hcl",
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n bogus_opt = 1\n}\n",
+        );
+        let err = format!("{:#}", load_config(&[f]).unwrap_err());
+        assert!(err.contains("bogus_opt"), "{err}");
+    }
+
+    #[test]
+    fn static_seal_from_env() {
+        let d = tempfile::tempdir().unwrap();
+        let keyfile = write(d.path(), "k", &"ab".repeat(32));
+        let f = write(
+            d.path(),
+            "s.hcl",
+            &format!(
+                "storage \"inmem\" {{}}\nlistener \"tcp\" {{ tls_disable = true }}\nseal \"static\" {{\n current_key_id = \"k1\"\n current_key = \"file://{}\"\n}}\n",
+                keyfile.display()
+            ),
+        );
+        let c = load_config(&[f]).unwrap();
+        assert_eq!(c.static_seal.unwrap().key.as_bytes(), &[0xab; 32]);
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: each starts the real `coffer` binary and drives it over HTTP.
+
+mod common;
+mod kv;
+mod policy;
+mod seal;
+mod storage;
+mod tls;
+mod tokens;

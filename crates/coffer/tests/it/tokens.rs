@@ -1,0 +1,176 @@
+use crate::common::*;
+use serde_json::json;
+use std::time::Duration;
+
+#[test]
+fn token_lifecycle_and_children() {
+    let s = dev();
+    let (st, v) = s.root(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": ["p1"], "ttl": "1h", "meta": {"app": "x"}, "display_name": "svc"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let parent = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let accessor = v["auth"]["accessor"].as_str().unwrap().to_string();
+    assert_eq!(v["auth"]["policies"], json!(["default", "p1"]));
+    assert_eq!(v["auth"]["lease_duration"], 3600);
+
+    let (st, v) = s.req("GET", "auth/token/lookup-self", Some(&parent), None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["display_name"], "token-svc");
+    assert_eq!(v["data"]["id"], parent);
+    let (_, v) = s.root(
+        "POST",
+        "auth/token/lookup-accessor",
+        Some(json!({"accessor": accessor})),
+    );
+    assert_eq!(v["data"]["id"], "");
+    assert_eq!(v["data"]["meta"]["app"], "x");
+
+    // a child of the parent (root creates it on the parent's behalf by using the parent's token)
+    s.policy(
+        "p1",
+        "path \"auth/token/create\" { capabilities = [\"update\"] }",
+    );
+    let (st, v) = s.req(
+        "POST",
+        "auth/token/create",
+        Some(&parent),
+        Some(json!({"policies": ["p1"]})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let child = v["auth"]["client_token"].as_str().unwrap().to_string();
+    // a child may not get policies its parent lacks
+    let (st, _) = s.req(
+        "POST",
+        "auth/token/create",
+        Some(&parent),
+        Some(json!({"policies": ["other"]})),
+    );
+    assert_eq!(st, 400);
+
+    let (st, v) = s.root(
+        "POST",
+        "auth/token/renew",
+        Some(json!({"token": parent, "increment": "2h"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert!(v["auth"]["lease_duration"].as_u64().unwrap() > 3600);
+
+    // revoking the parent revokes the child
+    let (st, _) = s.root("POST", "auth/token/revoke", Some(json!({"token": parent})));
+    assert_eq!(st, 204);
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&parent), None)
+            .0,
+        403
+    );
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&child), None).0,
+        403
+    );
+}
+
+#[test]
+fn orphan_revocation_and_accessor_revocation() {
+    let s = dev();
+    let parent = s.token_with(&["root"]);
+    let (_, v) = s.req(
+        "POST",
+        "auth/token/create",
+        Some(&parent),
+        Some(json!({"policies": ["default"]})),
+    );
+    let child = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let (st, _) = s.root(
+        "POST",
+        "auth/token/revoke-orphan",
+        Some(json!({"token": parent})),
+    );
+    assert_eq!(st, 204);
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&parent), None)
+            .0,
+        403
+    );
+    let (st, v) = s.req("GET", "auth/token/lookup-self", Some(&child), None);
+    assert_eq!(st, 200);
+    assert_eq!(v["data"]["orphan"], true);
+    let acc = v["data"]["accessor"].as_str().unwrap().to_string();
+    let (st, _) = s.root(
+        "POST",
+        "auth/token/revoke-accessor",
+        Some(json!({"accessor": acc})),
+    );
+    assert_eq!(st, 204);
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&child), None).0,
+        403
+    );
+}
+
+#[test]
+fn tokens_expire_and_use_limits() {
+    let s = dev();
+    let (_, v) = s.root(
+        "POST",
+        "auth/token/create",
+        Some(json!({"ttl": "2s", "policies": ["default"]})),
+    );
+    let t = v["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&t), None).0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(2600));
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&t), None).0,
+        403
+    );
+
+    let (_, v) = s.root(
+        "POST",
+        "auth/token/create",
+        Some(json!({"num_uses": 2, "policies": ["default"]})),
+    );
+    let t = v["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&t), None).0,
+        200
+    );
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&t), None).0,
+        200
+    );
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&t), None).0,
+        403
+    );
+}
+
+#[test]
+fn token_roles() {
+    let s = dev();
+    let (st, _) = s.root(
+        "POST",
+        "auth/token/roles/web",
+        Some(json!({"allowed_policies": ["web"], "orphan": true, "token_period": "1h"})),
+    );
+    assert_eq!(st, 204);
+    let (st, v) = s.root("GET", "auth/token/roles/web", None);
+    assert_eq!(st, 200);
+    assert_eq!(v["data"]["allowed_policies"], json!(["web"]));
+    let (st, v) = s.root("POST", "auth/token/create/web", Some(json!({})));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["auth"]["orphan"], true);
+    assert_eq!(v["auth"]["policies"], json!(["default", "web"]));
+    let (st, _) = s.root(
+        "POST",
+        "auth/token/create/web",
+        Some(json!({"policies": ["admin"]})),
+    );
+    assert_eq!(st, 400);
+    let (_, v) = s.root("LIST", "auth/token/roles", None);
+    assert_eq!(v["data"]["keys"], json!(["web"]));
+}

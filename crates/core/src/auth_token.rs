@@ -1,0 +1,600 @@
+//! The built-in token auth method, mounted at `auth/token/` (Vault's token API).
+
+use crate::error::{CoreError, Result};
+use crate::policy_store::normalize_name;
+use crate::request::{AuthInfo, Operation, Response};
+use crate::router::{Engine, EngineRequest};
+use crate::token::{hash_token, NewToken, TokenEntry, TokenStore};
+use crate::util::{
+    format_unix, parse_duration_value, unix_now, value_as_bool, value_as_i64, value_as_string_list,
+};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+pub struct TokenEngine {
+    tokens: Arc<TokenStore>,
+    default_ttl: u64,
+    max_ttl: u64,
+}
+
+/// A token role (`auth/token/roles/<name>`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct TokenRole {
+    name: String,
+    #[serde(default)]
+    allowed_policies: Vec<String>,
+    #[serde(default)]
+    disallowed_policies: Vec<String>,
+    #[serde(default)]
+    orphan: bool,
+    #[serde(default = "yes")]
+    renewable: bool,
+    #[serde(default)]
+    path_suffix: String,
+    #[serde(default)]
+    token_period: u64,
+    #[serde(default)]
+    token_explicit_max_ttl: u64,
+    #[serde(default)]
+    token_ttl: u64,
+    #[serde(default)]
+    token_num_uses: u64,
+    #[serde(default)]
+    token_no_default_policy: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn param_duration(data: &Map<String, Value>, key: &str) -> Result<u64> {
+    match data.get(key) {
+        None => Ok(0),
+        Some(v) => parse_duration_value(v)
+            .map(|d| d.as_secs())
+            .map_err(|_| CoreError::invalid(format!("invalid value for \"{key}\""))),
+    }
+}
+
+fn param_bool(data: &Map<String, Value>, key: &str, default: bool) -> Result<bool> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => value_as_bool(v).ok_or_else(|| {
+            CoreError::invalid(format!("invalid value for \"{key}\": expected a boolean"))
+        }),
+    }
+}
+
+fn param_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(CoreError::invalid(format!(
+            "invalid value for \"{key}\": expected a string"
+        ))),
+    }
+}
+
+fn param_list(data: &Map<String, Value>, key: &str) -> Result<Vec<String>> {
+    match data.get(key) {
+        None => Ok(vec![]),
+        Some(v) => value_as_string_list(v).ok_or_else(|| {
+            CoreError::invalid(format!(
+                "invalid value for \"{key}\": expected a list of strings"
+            ))
+        }),
+    }
+}
+
+/// The data `auth/token/lookup*` returns.
+pub fn lookup_data(e: &TokenEntry, id: Option<&str>) -> Map<String, Value> {
+    let now = unix_now();
+    let mut m = Map::new();
+    m.insert("accessor".into(), e.accessor.clone().into());
+    m.insert("creation_time".into(), (e.creation_time as i64).into());
+    m.insert("creation_ttl".into(), e.ttl.into());
+    m.insert("display_name".into(), e.display_name.clone().into());
+    m.insert("entity_id".into(), e.entity_id.clone().into());
+    m.insert(
+        "expire_time".into(),
+        e.expire_time
+            .map(|t| Value::String(format_unix(t)))
+            .unwrap_or(Value::Null),
+    );
+    m.insert("explicit_max_ttl".into(), e.explicit_max_ttl.into());
+    m.insert("id".into(), id.unwrap_or("").into());
+    m.insert("issue_time".into(), format_unix(e.creation_time).into());
+    m.insert(
+        "meta".into(),
+        if e.meta.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(e.meta.clone())
+        },
+    );
+    m.insert("num_uses".into(), e.num_uses.into());
+    m.insert("orphan".into(), e.orphan.into());
+    m.insert("path".into(), e.path.clone().into());
+    m.insert("policies".into(), json!(e.policies));
+    m.insert("renewable".into(), e.renewable.into());
+    m.insert("ttl".into(), e.ttl_left(now).into());
+    m.insert("type".into(), "service".into());
+    if e.period > 0 {
+        m.insert("period".into(), e.period.into());
+    }
+    if let Some(r) = &e.role {
+        m.insert("role".into(), r.clone().into());
+    }
+    m
+}
+
+/// The `auth` block of a response carrying a token.
+pub fn auth_info(token: String, e: &TokenEntry) -> AuthInfo {
+    AuthInfo {
+        client_token: token,
+        accessor: e.accessor.clone(),
+        policies: e.policies.clone(),
+        token_policies: e.policies.clone(),
+        metadata: (!e.meta.is_empty()).then(|| e.meta.clone()),
+        lease_duration: e.ttl,
+        renewable: e.renewable,
+        entity_id: e.entity_id.clone(),
+        token_type: "service".into(),
+        orphan: e.orphan,
+        mfa_requirement: None,
+        num_uses: e.num_uses,
+    }
+}
+
+impl TokenEngine {
+    pub fn new(tokens: Arc<TokenStore>, default_ttl: u64, max_ttl: u64) -> Self {
+        TokenEngine {
+            tokens,
+            default_ttl,
+            max_ttl,
+        }
+    }
+
+    fn caller<'a>(&self, req: &'a EngineRequest<'_>) -> Result<&'a TokenEntry> {
+        req.token.ok_or_else(CoreError::denied)
+    }
+
+    async fn create(
+        &self,
+        req: &EngineRequest<'_>,
+        orphan_path: bool,
+        role_name: Option<&str>,
+    ) -> Result<Response> {
+        let caller = self.caller(req)?;
+        let d = req.data;
+        let is_root = caller.is_root();
+        let role = match role_name {
+            Some(name) => Some(
+                self.load_role(req, name)
+                    .await?
+                    .ok_or_else(|| CoreError::invalid(format!("unknown role {name}")))?,
+            ),
+            None => None,
+        };
+        let mut policies: Vec<String> = param_list(d, "policies")?
+            .iter()
+            .map(|p| normalize_name(p))
+            .collect::<Result<_>>()?;
+        let no_default = param_bool(
+            d,
+            "no_default_policy",
+            role.as_ref().is_some_and(|r| r.token_no_default_policy),
+        )?;
+        let no_parent = param_bool(d, "no_parent", false)?;
+        if no_parent && !is_root && !orphan_path {
+            return Err(CoreError::invalid(
+                "root or sudo privileges required to create orphan token",
+            ));
+        }
+        if param_str(d, "id")?.is_some() && !is_root {
+            return Err(CoreError::invalid(
+                "root or sudo privileges required to specify token id",
+            ));
+        }
+        if let Some(r) = &role {
+            if policies.is_empty() {
+                policies = r.allowed_policies.clone();
+            }
+            if !r.allowed_policies.is_empty() {
+                if let Some(bad) = policies
+                    .iter()
+                    .find(|p| *p != "default" && !r.allowed_policies.contains(p))
+                {
+                    return Err(CoreError::invalid(format!(
+                        "token policies ({bad}) must be subset of the role's allowed policies"
+                    )));
+                }
+            }
+            if let Some(bad) = policies.iter().find(|p| r.disallowed_policies.contains(p)) {
+                return Err(CoreError::invalid(format!(
+                    "token policy ({bad}) is disallowed by this role"
+                )));
+            }
+        } else if policies.is_empty() {
+            policies = caller
+                .policies
+                .iter()
+                .filter(|p| *p != "default")
+                .cloned()
+                .collect();
+            if caller.is_root() && policies.is_empty() {
+                policies = vec!["root".into()];
+            }
+        } else if !is_root {
+            if let Some(bad) = policies
+                .iter()
+                .find(|p| *p != "default" && !caller.policies.contains(p))
+            {
+                return Err(CoreError::invalid(format!(
+                    "child policies must be subset of parent (\"{bad}\" is not)"
+                )));
+            }
+        }
+        if policies.iter().any(|p| p == "root") && !is_root {
+            return Err(CoreError::invalid(
+                "root tokens may not be created by non-root tokens",
+            ));
+        }
+        if !no_default
+            && !policies.iter().any(|p| p == "root")
+            && !policies.iter().any(|p| p == "default")
+        {
+            policies.push("default".into());
+        }
+        policies.sort();
+        policies.dedup();
+
+        let mut ttl = param_duration(d, "ttl")?;
+        if ttl == 0 {
+            ttl = param_duration(d, "lease")?;
+        }
+        let mut explicit_max_ttl = param_duration(d, "explicit_max_ttl")?;
+        let mut period = param_duration(d, "period")?;
+        let mut num_uses = match d.get("num_uses") {
+            None | Some(Value::Null) => 0,
+            Some(v) => {
+                let n = value_as_i64(v)
+                    .ok_or_else(|| CoreError::invalid("invalid value for \"num_uses\""))?;
+                if n < 0 {
+                    return Err(CoreError::invalid("number of uses cannot be negative"));
+                }
+                n as u64
+            }
+        };
+        let mut renewable = param_bool(d, "renewable", true)?;
+        let mut orphan = no_parent || orphan_path;
+        let mut path = "auth/token/create".to_string();
+        if let Some(r) = &role {
+            orphan |= r.orphan;
+            renewable &= r.renewable;
+            if period == 0 {
+                period = r.token_period;
+            }
+            if ttl == 0 {
+                ttl = r.token_ttl;
+            }
+            if r.token_explicit_max_ttl > 0
+                && (explicit_max_ttl == 0 || explicit_max_ttl > r.token_explicit_max_ttl)
+            {
+                explicit_max_ttl = r.token_explicit_max_ttl;
+            }
+            if num_uses == 0 {
+                num_uses = r.token_num_uses;
+            }
+            path = format!("auth/token/create/{}", r.name);
+            if !r.path_suffix.is_empty() {
+                path = format!("{path}/{}", r.path_suffix);
+            }
+        } else if orphan_path {
+            path = "auth/token/create-orphan".into();
+        }
+        let is_root_token = policies.iter().any(|p| p == "root");
+        if ttl == 0 && period == 0 && !(is_root_token && explicit_max_ttl == 0) {
+            ttl = self.default_ttl;
+        }
+        if self.max_ttl > 0 && ttl > self.max_ttl && period == 0 {
+            ttl = self.max_ttl;
+        }
+        let display = match param_str(d, "display_name")? {
+            Some(n) if !n.is_empty() => format!("token-{}", n.trim_start_matches("token-")),
+            _ => "token".to_string(),
+        };
+        let meta = match d.get("meta") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => {
+                if m.values().any(|v| !v.is_string()) {
+                    return Err(CoreError::invalid("\"meta\" values must be strings"));
+                }
+                m.clone()
+            }
+            Some(_) => return Err(CoreError::invalid("\"meta\" must be a map of strings")),
+        };
+        let (token, entry) = self
+            .tokens
+            .create(NewToken {
+                id: param_str(d, "id")?.map(str::to_string),
+                policies,
+                parent: if orphan {
+                    None
+                } else {
+                    Some(caller.hash.clone())
+                },
+                meta,
+                display_name: display,
+                num_uses,
+                ttl,
+                explicit_max_ttl,
+                period,
+                renewable,
+                path,
+                role: role.map(|r| r.name),
+                bound_cidrs: vec![],
+            })
+            .await?;
+        Ok(Response {
+            auth: Some(auth_info(token, &entry)),
+            ..Default::default()
+        })
+    }
+
+    async fn target_from_token_param(
+        &self,
+        req: &EngineRequest<'_>,
+    ) -> Result<(String, Arc<TokenEntry>)> {
+        let token = param_str(req.data, "token")?
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| CoreError::invalid("missing token"))?;
+        let entry = self
+            .tokens
+            .lookup(token)
+            .await?
+            .ok_or_else(|| CoreError::invalid("bad token"))?;
+        Ok((token.to_string(), entry))
+    }
+
+    async fn target_from_accessor(&self, req: &EngineRequest<'_>) -> Result<Arc<TokenEntry>> {
+        let acc = param_str(req.data, "accessor")?
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| CoreError::invalid("missing accessor"))?;
+        self.tokens
+            .lookup_accessor(acc)
+            .await?
+            .ok_or_else(|| CoreError::invalid("invalid accessor"))
+    }
+
+    fn increment(&self, req: &EngineRequest<'_>) -> Result<u64> {
+        param_duration(req.data, "increment")
+    }
+
+    async fn renewed(
+        &self,
+        token: Option<String>,
+        e: &TokenEntry,
+        increment: u64,
+    ) -> Result<Response> {
+        let renewed = self.tokens.renew(&e.hash, increment, self.max_ttl).await?;
+        Ok(Response {
+            auth: Some(auth_info(token.unwrap_or_default(), &renewed)),
+            ..Default::default()
+        })
+    }
+
+    async fn load_role(&self, req: &EngineRequest<'_>, name: &str) -> Result<Option<TokenRole>> {
+        req.storage
+            .get_json(&format!("roles/{}", role_key(name)?))
+            .await
+    }
+
+    async fn write_role(&self, req: &EngineRequest<'_>, name: &str) -> Result<Option<Response>> {
+        let key = role_key(name)?;
+        let mut role = self.load_role(req, name).await?.unwrap_or(TokenRole {
+            name: key.clone(),
+            renewable: true,
+            ..Default::default()
+        });
+        let d = req.data;
+        if d.contains_key("allowed_policies") {
+            role.allowed_policies = param_list(d, "allowed_policies")?;
+        }
+        if d.contains_key("disallowed_policies") {
+            role.disallowed_policies = param_list(d, "disallowed_policies")?;
+        }
+        role.orphan = param_bool(d, "orphan", role.orphan)?;
+        role.renewable = param_bool(d, "renewable", role.renewable)?;
+        role.token_no_default_policy =
+            param_bool(d, "token_no_default_policy", role.token_no_default_policy)?;
+        if let Some(s) = param_str(d, "path_suffix")? {
+            role.path_suffix = s.to_string();
+        }
+        for (k, slot) in [
+            ("token_period", &mut role.token_period),
+            ("token_explicit_max_ttl", &mut role.token_explicit_max_ttl),
+            ("token_ttl", &mut role.token_ttl),
+        ] {
+            if d.contains_key(k) {
+                *slot = param_duration(d, k)?;
+            }
+        }
+        for (legacy, k) in [
+            ("period", "token_period"),
+            ("explicit_max_ttl", "token_explicit_max_ttl"),
+        ] {
+            if d.contains_key(legacy) && !d.contains_key(k) {
+                let v = param_duration(d, legacy)?;
+                if k == "token_period" {
+                    role.token_period = v;
+                } else {
+                    role.token_explicit_max_ttl = v;
+                }
+            }
+        }
+        if let Some(v) = d.get("token_num_uses") {
+            role.token_num_uses = value_as_i64(v)
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| CoreError::invalid("invalid value for \"token_num_uses\""))?
+                as u64;
+        }
+        req.storage.put_json(&format!("roles/{key}"), &role).await?;
+        Ok(None)
+    }
+}
+
+fn role_key(name: &str) -> Result<String> {
+    let n = name.trim().to_ascii_lowercase();
+    if n.is_empty() || n.contains('/') {
+        return Err(CoreError::invalid("invalid role name"));
+    }
+    Ok(n)
+}
+
+fn role_data(r: &TokenRole) -> Map<String, Value> {
+    let v = json!({
+        "name": r.name,
+        "allowed_policies": r.allowed_policies,
+        "disallowed_policies": r.disallowed_policies,
+        "orphan": r.orphan,
+        "renewable": r.renewable,
+        "path_suffix": r.path_suffix,
+        "token_period": r.token_period,
+        "period": r.token_period,
+        "token_explicit_max_ttl": r.token_explicit_max_ttl,
+        "explicit_max_ttl": r.token_explicit_max_ttl,
+        "token_ttl": r.token_ttl,
+        "token_num_uses": r.token_num_uses,
+        "token_no_default_policy": r.token_no_default_policy,
+        "token_type": "service",
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+#[async_trait]
+impl Engine for TokenEngine {
+    fn root_paths(&self) -> &'static [&'static str] {
+        &["revoke-orphan", "accessors/", "accessors"]
+    }
+
+    async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
+        use Operation::*;
+        let op = req.operation;
+        let path = req.path.trim_end_matches('/');
+        match (path, op) {
+            ("create", Create | Update) => self.create(req, false, None).await.map(Some),
+            ("create-orphan", Create | Update) => self.create(req, true, None).await.map(Some),
+            (p, Create | Update) if p.starts_with("create/") => {
+                let role = &p["create/".len()..];
+                self.create(req, false, Some(role)).await.map(Some)
+            }
+            ("lookup-self", Read | Update | Create) => {
+                let e = self.caller(req)?;
+                Ok(Some(Response::data(lookup_data(e, req.client_token))))
+            }
+            ("lookup", Read | Update | Create) => {
+                if param_str(req.data, "token")?.is_none() && op == Read {
+                    let e = self.caller(req)?;
+                    return Ok(Some(Response::data(lookup_data(e, req.client_token))));
+                }
+                let (token, e) = self.target_from_token_param(req).await?;
+                Ok(Some(Response::data(lookup_data(&e, Some(&token)))))
+            }
+            ("lookup-accessor", Update | Create) => {
+                let e = self.target_from_accessor(req).await?;
+                Ok(Some(Response::data(lookup_data(&e, None))))
+            }
+            ("renew-self", Update | Create) => {
+                let e = self.caller(req)?;
+                self.renewed(req.client_token.map(str::to_string), e, self.increment(req)?)
+                    .await
+                    .map(Some)
+            }
+            ("renew", Update | Create) => {
+                let (token, e) = self.target_from_token_param(req).await?;
+                self.renewed(Some(token), &e, self.increment(req)?).await.map(Some)
+            }
+            ("renew-accessor", Update | Create) => {
+                let e = self.target_from_accessor(req).await?;
+                self.renewed(None, &e, self.increment(req)?).await.map(Some)
+            }
+            ("revoke-self", Update | Create) => {
+                let e = self.caller(req)?;
+                self.tokens.revoke_tree(&e.hash).await?;
+                Ok(None)
+            }
+            ("revoke", Update | Create) => {
+                let token = param_str(req.data, "token")?
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| CoreError::invalid("missing token"))?;
+                // revoking an unknown token succeeds, as in Vault
+                self.tokens.revoke_tree(&hash_token(token)).await?;
+                Ok(None)
+            }
+            ("revoke-accessor", Update | Create) => {
+                let acc = param_str(req.data, "accessor")?
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| CoreError::invalid("missing accessor"))?;
+                if let Some(h) = self.tokens.hash_for_accessor(acc).await? {
+                    self.tokens.revoke_tree(&h).await?;
+                }
+                Ok(None)
+            }
+            ("revoke-orphan", Update | Create) => {
+                let token = param_str(req.data, "token")?
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| CoreError::invalid("missing token"))?;
+                self.tokens.revoke_orphan(&hash_token(token)).await?;
+                Ok(None)
+            }
+            ("accessors", List) => {
+                let keys = self.tokens.list_accessors().await?;
+                Ok(Some(Response::data(keys_map(keys))))
+            }
+            ("roles", List) => {
+                let keys = req.storage.list("roles/").await?;
+                if keys.is_empty() {
+                    return Err(CoreError::not_found(""));
+                }
+                Ok(Some(Response::data(keys_map(keys))))
+            }
+            (p, _) if p.starts_with("roles/") => {
+                let name = &p["roles/".len()..];
+                match op {
+                    Read => match self.load_role(req, name).await? {
+                        Some(r) => Ok(Some(Response::data(role_data(&r)))),
+                        None => Err(CoreError::not_found("")),
+                    },
+                    Create | Update => self.write_role(req, name).await,
+                    Delete => {
+                        req.storage.delete(&format!("roles/{}", role_key(name)?)).await?;
+                        Ok(None)
+                    }
+                    _ => Err(CoreError::unsupported_operation()),
+                }
+            }
+            ("tidy", Update | Create) => Ok(Some(Response::default().with_warning(
+                "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs.",
+            ))),
+            (
+                "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor" | "renew-self" | "renew"
+                | "renew-accessor" | "revoke-self" | "revoke" | "revoke-accessor" | "revoke-orphan" | "accessors"
+                | "roles" | "tidy",
+                _,
+            ) => Err(CoreError::unsupported_operation()),
+            _ => Err(CoreError::unsupported_path(&format!("auth/token/{}", req.path))),
+        }
+    }
+}
+
+pub(crate) fn keys_map(keys: Vec<String>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("keys".into(), json!(keys));
+    m
+}

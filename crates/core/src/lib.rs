@@ -1,0 +1,19 @@
+//! Coffer's core: everything between a dialect's parsed request and the encrypted store.
+//! No HTTP here: the core is driven by plain function calls.
+
+pub mod auth_token;
+pub mod barrier;
+pub mod core;
+pub mod error;
+pub mod policy;
+pub mod policy_store;
+pub mod request;
+pub mod router;
+pub mod seal;
+pub mod shamir;
+mod sys;
+pub mod token;
+pub mod util;
+
+pub use crate::core::{Core, CoreConfig};
+pub use error::{CoreError, ErrorCode, Result};

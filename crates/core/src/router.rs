@@ -1,0 +1,207 @@
+//! Mounts and routing: engines are mounted at paths; a request goes to the longest matching
+//! mount. The table is swapped atomically, so the read path takes no lock.
+
+use crate::barrier::View;
+use crate::error::{CoreError, Result};
+use crate::request::{Operation, Response};
+use crate::token::TokenEntry;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Tunable settings of a mount (`sys/mounts/<path>/tune`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MountConfig {
+    /// Seconds; 0 = system default.
+    #[serde(default)]
+    pub default_lease_ttl: u64,
+    #[serde(default)]
+    pub max_lease_ttl: u64,
+    #[serde(default)]
+    pub force_no_cache: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_visibility: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_request_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_response_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passthrough_request_headers: Vec<String>,
+}
+
+/// One entry of the mount table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountEntry {
+    /// With trailing slash, e.g. `secret/` (auth mounts: `auth/approle/`).
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    pub uuid: String,
+    pub accessor: String,
+    #[serde(default)]
+    pub config: MountConfig,
+    #[serde(default)]
+    pub options: Map<String, Value>,
+    #[serde(default)]
+    pub local: bool,
+    #[serde(default)]
+    pub seal_wrap: bool,
+    #[serde(default)]
+    pub plugin_version: String,
+}
+
+impl MountEntry {
+    /// Storage prefix of this mount's data under the barrier.
+    pub fn storage_prefix(&self) -> String {
+        format!("logical/{}/", self.uuid)
+    }
+}
+
+/// What an engine sees of a request.
+pub struct EngineRequest<'a> {
+    pub operation: Operation,
+    /// Path relative to the mount, e.g. `data/apps/payment`.
+    pub path: &'a str,
+    pub data: &'a Map<String, Value>,
+    /// The mount's private storage.
+    pub storage: &'a View,
+    pub mount: &'a MountEntry,
+    /// The authenticated caller (None for unauthenticated paths).
+    pub token: Option<&'a TokenEntry>,
+    /// The raw client token as sent (needed by `auth/token/lookup-self` and friends).
+    pub client_token: Option<&'a str>,
+    pub request_id: &'a str,
+    pub remote_addr: Option<std::net::IpAddr>,
+}
+
+/// A secrets engine or auth method mounted at a path. Engines never see encryption: they read
+/// and write plaintext through their [`View`].
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Handle one request. `Ok(None)` means success with nothing to return (HTTP 204).
+    async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>>;
+
+    /// For writes: whether the target exists, to tell `create` from `update` for the ACL check.
+    /// `None` means the engine makes no distinction (writes are `update`).
+    async fn exists(&self, _req: &EngineRequest<'_>) -> Result<Option<bool>> {
+        Ok(None)
+    }
+
+    /// Relative paths (prefix match; `*` suffix) that need no token, e.g. `login`.
+    fn unauthenticated_paths(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Relative paths that need `sudo` in addition to the operation's capability.
+    fn root_paths(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Called when the mount is disabled, after its storage has been removed.
+    async fn cleanup(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Builds an engine for a mount entry (`type` → factory). Lives in the binary's wiring, so the
+/// core does not depend on engine crates.
+pub type EngineFactory = Arc<dyn Fn(&MountEntry) -> Result<Arc<dyn Engine>> + Send + Sync>;
+
+/// Registry of engine factories by mount type.
+#[derive(Clone, Default)]
+pub struct EngineRegistry {
+    factories: HashMap<String, EngineFactory>,
+}
+
+impl EngineRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn register(&mut self, kind: &str, factory: EngineFactory) {
+        self.factories.insert(kind.to_string(), factory);
+    }
+    pub fn build(&self, entry: &MountEntry) -> Result<Arc<dyn Engine>> {
+        let f = self.factories.get(&entry.kind).ok_or_else(|| {
+            CoreError::invalid(format!("plugin not found in the catalog: {}", entry.kind))
+        })?;
+        f(entry)
+    }
+    pub fn knows(&self, kind: &str) -> bool {
+        self.factories.contains_key(kind)
+    }
+}
+
+/// A live mount: its entry, engine and storage view.
+#[derive(Clone)]
+pub struct Mount {
+    pub entry: Arc<MountEntry>,
+    pub engine: Arc<dyn Engine>,
+    pub view: View,
+}
+
+/// The routing table: mounts sorted by path length, longest first.
+#[derive(Default)]
+pub struct Router {
+    table: ArcSwap<Vec<Mount>>,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Router {
+            table: ArcSwap::from_pointee(Vec::new()),
+        }
+    }
+
+    /// Find the mount serving `path` and the path relative to it.
+    pub fn route<'p>(&self, path: &'p str) -> Option<(Mount, &'p str)> {
+        let table = self.table.load();
+        for m in table.iter() {
+            let mp = m.entry.path.as_str();
+            if let Some(rest) = path.strip_prefix(mp) {
+                return Some((m.clone(), rest));
+            }
+            // `secret` (no trailing slash) addresses the mount root
+            if path == &mp[..mp.len() - 1] {
+                return Some((m.clone(), ""));
+            }
+        }
+        None
+    }
+
+    pub fn mounts(&self) -> Vec<Mount> {
+        self.table.load().as_ref().clone()
+    }
+
+    pub fn get(&self, path: &str) -> Option<Mount> {
+        self.table
+            .load()
+            .iter()
+            .find(|m| m.entry.path == path)
+            .cloned()
+    }
+
+    /// Replace the whole table (after any mount change).
+    pub fn set(&self, mut mounts: Vec<Mount>) {
+        mounts.sort_by(|a, b| {
+            b.entry
+                .path
+                .len()
+                .cmp(&a.entry.path.len())
+                .then(a.entry.path.cmp(&b.entry.path))
+        });
+        self.table.store(Arc::new(mounts));
+    }
+}
+
+/// Whether `rel` matches one of an engine's path patterns (`*` suffix = prefix match).
+pub fn path_matches(patterns: &[&str], rel: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => rel.starts_with(prefix),
+        None => rel == *p,
+    })
+}

@@ -1,0 +1,412 @@
+//! Tokens: stored hashed (SHA-256 of the token), looked up through a cache that is updated
+//! before any revocation or change returns, so a cache never outlives a revocation.
+
+use crate::barrier::{random_bytes, View};
+use crate::error::{CoreError, Result};
+use crate::util::unix_now;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A random base62 string of `len` characters from the OS CSPRNG.
+pub fn random_base62(len: usize) -> Result<String> {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        random_bytes(&mut buf)?;
+        for b in buf {
+            // 248 = 62 * 4: reject the tail to keep the distribution uniform
+            if b < 248 && out.len() < len {
+                out.push(ALPHABET[(b % 62) as usize] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// SHA-256 of a token, hex; the only form in which tokens are stored.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        token.as_bytes(),
+    ))
+}
+
+/// A stored token. It never contains the token itself.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenEntry {
+    /// SHA-256 of the token (hex).
+    pub hash: String,
+    pub accessor: String,
+    pub policies: Vec<String>,
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub meta: Map<String, Value>,
+    #[serde(default)]
+    pub display_name: String,
+    /// Remaining uses; 0 = unlimited.
+    #[serde(default)]
+    pub num_uses: u64,
+    pub creation_time: f64,
+    /// Seconds; 0 = no expiry.
+    #[serde(default)]
+    pub ttl: u64,
+    #[serde(default)]
+    pub explicit_max_ttl: u64,
+    #[serde(default)]
+    pub period: u64,
+    #[serde(default)]
+    pub renewable: bool,
+    #[serde(default)]
+    pub orphan: bool,
+    #[serde(default)]
+    pub path: String,
+    /// Unix time after which the token no longer works.
+    #[serde(default)]
+    pub expire_time: Option<f64>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub entity_id: String,
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
+}
+
+impl fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .field("display_name", &self.display_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenEntry {
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
+    pub fn expired(&self, now: f64) -> bool {
+        self.expire_time.is_some_and(|t| now >= t)
+    }
+    /// Seconds left, 0 when it does not expire.
+    pub fn ttl_left(&self, now: f64) -> u64 {
+        match self.expire_time {
+            Some(t) if t > now => (t - now).ceil() as u64,
+            Some(_) => 0,
+            None => 0,
+        }
+    }
+}
+
+/// Parameters for a new token.
+#[derive(Debug, Clone, Default)]
+pub struct NewToken {
+    /// Use this id instead of a random one (root may choose; `-dev-root-token-id`).
+    pub id: Option<String>,
+    pub policies: Vec<String>,
+    pub parent: Option<String>,
+    pub meta: Map<String, Value>,
+    pub display_name: String,
+    pub num_uses: u64,
+    pub ttl: u64,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    pub renewable: bool,
+    pub path: String,
+    pub role: Option<String>,
+    pub bound_cidrs: Vec<String>,
+}
+
+/// The token store, on its own barrier view (`sys/token/`).
+pub struct TokenStore {
+    view: View,
+    cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+}
+
+impl TokenStore {
+    pub fn new(view: View) -> Self {
+        TokenStore {
+            view,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// Create and persist a token; returns the token string and its entry.
+    pub async fn create(&self, p: NewToken) -> Result<(String, Arc<TokenEntry>)> {
+        let token = match p.id {
+            Some(id) => {
+                if id.is_empty() || id.len() > 512 || id.contains(char::is_whitespace) {
+                    return Err(CoreError::invalid("invalid token id"));
+                }
+                id
+            }
+            None => format!("hvs.{}", random_base62(24)?),
+        };
+        let hash = hash_token(&token);
+        if self.view.get(&format!("id/{hash}")).await?.is_some() {
+            return Err(CoreError::invalid(
+                "cannot create a token with a duplicate ID",
+            ));
+        }
+        let now = unix_now();
+        let mut ttl = p.ttl;
+        if p.period > 0 {
+            ttl = p.period;
+        }
+        if p.explicit_max_ttl > 0 && (ttl == 0 || ttl > p.explicit_max_ttl) {
+            ttl = p.explicit_max_ttl;
+        }
+        let entry = TokenEntry {
+            hash: hash.clone(),
+            accessor: random_base62(24)?,
+            policies: p.policies,
+            orphan: p.parent.is_none(),
+            parent: p.parent,
+            meta: p.meta,
+            display_name: p.display_name,
+            num_uses: p.num_uses,
+            creation_time: now,
+            ttl,
+            explicit_max_ttl: p.explicit_max_ttl,
+            period: p.period,
+            renewable: p.renewable && ttl > 0,
+            path: p.path,
+            expire_time: (ttl > 0).then_some(now + ttl as f64),
+            role: p.role,
+            entity_id: String::new(),
+            bound_cidrs: p.bound_cidrs,
+        };
+        let mut ops = vec![
+            put_json(format!("id/{hash}"), &entry)?,
+            crate::barrier::BarrierOp::Put {
+                key: format!("accessor/{}", entry.accessor),
+                value: zeroize::Zeroizing::new(hash.clone().into_bytes()),
+            },
+        ];
+        if let Some(parent) = &entry.parent {
+            ops.push(crate::barrier::BarrierOp::Put {
+                key: format!("parent/{parent}/{hash}"),
+                value: zeroize::Zeroizing::new(Vec::new()),
+            });
+        }
+        self.view.transaction(ops).await?;
+        let entry = Arc::new(entry);
+        self.cache.write().insert(hash, entry.clone());
+        Ok((token, entry))
+    }
+
+    /// Look a token up by its hash; expired tokens are revoked and reported absent.
+    pub async fn lookup_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+        let cached = self.cache.read().get(hash).cloned();
+        let entry = match cached {
+            Some(e) => e,
+            None => match self
+                .view
+                .get_json::<TokenEntry>(&format!("id/{hash}"))
+                .await?
+            {
+                Some(e) => {
+                    let e = Arc::new(e);
+                    self.cache.write().insert(hash.to_string(), e.clone());
+                    e
+                }
+                None => return Ok(None),
+            },
+        };
+        if entry.expired(unix_now()) {
+            self.revoke_tree(hash).await?;
+            return Ok(None);
+        }
+        Ok(Some(entry))
+    }
+
+    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
+        if token.is_empty() || token.len() > 1024 {
+            return Ok(None);
+        }
+        self.lookup_hash(&hash_token(token)).await
+    }
+
+    pub async fn hash_for_accessor(&self, accessor: &str) -> Result<Option<String>> {
+        if accessor.is_empty() || accessor.contains('/') {
+            return Ok(None);
+        }
+        Ok(self
+            .view
+            .get(&format!("accessor/{accessor}"))
+            .await?
+            .and_then(|b| String::from_utf8(b.to_vec()).ok()))
+    }
+
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<Arc<TokenEntry>>> {
+        match self.hash_for_accessor(accessor).await? {
+            Some(h) => self.lookup_hash(&h).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn list_accessors(&self) -> Result<Vec<String>> {
+        self.view.list("accessor/").await
+    }
+
+    /// Persist a changed entry (renewal, use count) and refresh the cache.
+    pub async fn save(&self, entry: TokenEntry) -> Result<Arc<TokenEntry>> {
+        self.view
+            .put_json(&format!("id/{}", entry.hash), &entry)
+            .await?;
+        let entry = Arc::new(entry);
+        self.cache.write().insert(entry.hash.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    /// Count one use of a limited-use token. Returns false when the token is used up (it has then
+    /// been revoked and the request must be refused).
+    pub async fn use_token(&self, entry: &TokenEntry) -> Result<bool> {
+        if entry.num_uses == 0 {
+            return Ok(true);
+        }
+        // re-read the current count: the cached entry may be stale under concurrency
+        let current = match self
+            .view
+            .get_json::<TokenEntry>(&format!("id/{}", entry.hash))
+            .await?
+        {
+            Some(e) => e,
+            None => return Ok(false),
+        };
+        if current.num_uses == 0 {
+            return Ok(true);
+        }
+        if current.num_uses == 1 {
+            self.revoke_tree(&entry.hash).await?;
+            return Ok(true);
+        }
+        let mut next = current;
+        next.num_uses -= 1;
+        self.save(next).await?;
+        Ok(true)
+    }
+
+    /// Revoke a token and all its descendants.
+    pub async fn revoke_tree(&self, hash: &str) -> Result<()> {
+        let mut stack = vec![hash.to_string()];
+        let mut order = Vec::new();
+        while let Some(h) = stack.pop() {
+            for child in self.view.list(&format!("parent/{h}/")).await? {
+                stack.push(child.trim_end_matches('/').to_string());
+            }
+            order.push(h);
+        }
+        // children first, so a crash midway never leaves an orphaned live child
+        for h in order.into_iter().rev() {
+            self.revoke_one(&h).await?;
+        }
+        Ok(())
+    }
+
+    /// Revoke only this token; its children become orphans.
+    pub async fn revoke_orphan(&self, hash: &str) -> Result<()> {
+        for child in self.view.list(&format!("parent/{hash}/")).await? {
+            let child = child.trim_end_matches('/').to_string();
+            if let Some(mut e) = self
+                .view
+                .get_json::<TokenEntry>(&format!("id/{child}"))
+                .await?
+            {
+                e.parent = None;
+                e.orphan = true;
+                self.save(e).await?;
+            }
+            self.view.delete(&format!("parent/{hash}/{child}")).await?;
+        }
+        self.revoke_one(hash).await
+    }
+
+    async fn revoke_one(&self, hash: &str) -> Result<()> {
+        // drop from the cache first: no request may succeed with it after this point
+        self.cache.write().remove(hash);
+        if let Some(e) = self
+            .view
+            .get_json::<TokenEntry>(&format!("id/{hash}"))
+            .await?
+        {
+            let mut ops = vec![
+                crate::barrier::BarrierOp::Delete {
+                    key: format!("id/{hash}"),
+                },
+                crate::barrier::BarrierOp::Delete {
+                    key: format!("accessor/{}", e.accessor),
+                },
+            ];
+            if let Some(p) = &e.parent {
+                ops.push(crate::barrier::BarrierOp::Delete {
+                    key: format!("parent/{p}/{hash}"),
+                });
+            }
+            self.view.transaction(ops).await?;
+        }
+        self.view.delete_prefix(&format!("parent/{hash}/")).await?;
+        self.cache.write().remove(hash);
+        Ok(())
+    }
+
+    /// Extend a token's lease. `increment` of 0 means "by its original TTL".
+    pub async fn renew(&self, hash: &str, increment: u64, max_ttl: u64) -> Result<Arc<TokenEntry>> {
+        let entry = self
+            .lookup_hash(hash)
+            .await?
+            .ok_or_else(|| CoreError::invalid("invalid token"))?;
+        if entry.expire_time.is_none() {
+            // non-expiring tokens (root) renew as a no-op
+            return Ok(entry);
+        }
+        if !entry.renewable {
+            return Err(CoreError::invalid("lease is not renewable"));
+        }
+        let now = unix_now();
+        let mut e = (*entry).clone();
+        let mut ttl = if e.period > 0 {
+            e.period
+        } else if increment > 0 {
+            increment
+        } else {
+            e.ttl
+        };
+        if e.period == 0 && max_ttl > 0 {
+            let max_expire = e.creation_time + max_ttl as f64;
+            ttl = ttl.min(((max_expire - now).max(0.0)) as u64);
+        }
+        if e.explicit_max_ttl > 0 {
+            let max_expire = e.creation_time + e.explicit_max_ttl as f64;
+            ttl = ttl.min(((max_expire - now).max(0.0)) as u64);
+        }
+        e.expire_time = Some(now + ttl as f64);
+        e.ttl = ttl;
+        self.save(e).await
+    }
+
+    /// Forget all cached entries (on seal).
+    pub fn clear_cache(&self) {
+        self.cache.write().clear();
+    }
+}
+
+fn put_json<T: Serialize>(key: String, v: &T) -> Result<crate::barrier::BarrierOp> {
+    Ok(crate::barrier::BarrierOp::Put {
+        key,
+        value: zeroize::Zeroizing::new(
+            serde_json::to_vec(v).map_err(|e| CoreError::internal(e.to_string()))?,
+        ),
+    })
+}
