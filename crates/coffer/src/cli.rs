@@ -9,6 +9,7 @@
 //! `data` (`key=value` arguments), and one module per command group.
 
 mod argv;
+mod audit;
 mod client;
 mod data;
 mod error;
@@ -95,6 +96,8 @@ enum Command {
     List(generic::ListCmd),
     /// Delete any API path
     Delete(generic::DeleteCmd),
+    /// Manage audit devices and verify audit logs
+    Audit(audit::AuditCmd),
     /// Print the version
     Version,
 }
@@ -161,6 +164,7 @@ fn run(cli: Cli) -> CliResult {
             Err(err) => Err(CliError::with_code(EXIT_FAILURE, format!("Error: {err:#}"))),
         },
         Command::Kv(cmd) => kv::run(cmd),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Login(cmd) => token::run_login(cmd),
         Command::Token(cmd) => token::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),

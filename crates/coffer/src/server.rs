@@ -152,6 +152,21 @@ async fn serve(args: ServerArgs, cfg: ServerConfig) -> anyhow::Result<()> {
         let app = coffer_api::router(core.clone());
         tasks.push(tokio::spawn(coffer_api::serve(b, app, rx.clone())));
     }
+    let hup_core = core.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if let Ok(active) = hup_core.active() {
+                match active.audit.reopen().await {
+                    Ok(()) => tracing::info!("SIGHUP: audit files reopened"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: audit reopen failed"),
+                }
+            }
+        }
+    });
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(true);

@@ -303,7 +303,7 @@ impl TokenEngine {
             ttl = self.max_ttl;
         }
         let display = match param_str(d, "display_name")? {
-            Some(n) if !n.is_empty() => format!("token-{}", n.trim_start_matches("token-")),
+            Some(n) if !n.is_empty() => display_name(n),
             _ => "token".to_string(),
         };
         let meta = match d.get("meta") {
@@ -344,18 +344,17 @@ impl TokenEngine {
         })
     }
 
+    /// The token named by the `token` parameter. Unknown tokens: `unknown` is the error (Vault
+    /// answers lookups with 403 "bad token" and renewals with 400 "token not found").
     async fn target_from_token_param(
         &self,
         req: &EngineRequest<'_>,
+        unknown: fn() -> CoreError,
     ) -> Result<(String, Arc<TokenEntry>)> {
         let token = param_str(req.data, "token")?
             .filter(|t| !t.is_empty())
             .ok_or_else(|| CoreError::invalid("missing token"))?;
-        let entry = self
-            .tokens
-            .lookup(token)
-            .await?
-            .ok_or_else(|| CoreError::invalid("bad token"))?;
+        let entry = self.tokens.lookup(token).await?.ok_or_else(unknown)?;
         Ok((token.to_string(), entry))
     }
 
@@ -446,6 +445,31 @@ impl TokenEngine {
     }
 }
 
+fn bad_token() -> CoreError {
+    CoreError::new(crate::error::ErrorCode::PermissionDenied, "bad token")
+}
+
+fn token_not_found() -> CoreError {
+    CoreError::invalid("token not found")
+}
+
+/// Vault's display names: `token-` plus the name with every character outside `[a-zA-Z0-9-]`
+/// replaced by `-`, and trailing dashes removed.
+fn display_name(raw: &str) -> String {
+    let cleaned: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_end_matches('-');
+    format!("token-{cleaned}")
+}
+
 fn role_key(name: &str) -> Result<String> {
     let n = name.trim().to_ascii_lowercase();
     if n.is_empty() || n.contains('/') {
@@ -503,7 +527,7 @@ impl Engine for TokenEngine {
                     let e = self.caller(req)?;
                     return Ok(Some(Response::data(lookup_data(e, req.client_token))));
                 }
-                let (token, e) = self.target_from_token_param(req).await?;
+                let (token, e) = self.target_from_token_param(req, bad_token).await?;
                 Ok(Some(Response::data(lookup_data(&e, Some(&token)))))
             }
             ("lookup-accessor", Update | Create) => {
@@ -517,7 +541,7 @@ impl Engine for TokenEngine {
                     .map(Some)
             }
             ("renew", Update | Create) => {
-                let (token, e) = self.target_from_token_param(req).await?;
+                let (token, e) = self.target_from_token_param(req, token_not_found).await?;
                 self.renewed(Some(token), &e, self.increment(req)?).await.map(Some)
             }
             ("renew-accessor", Update | Create) => {

@@ -43,6 +43,7 @@ impl Default for CoreConfig {
 /// Everything that exists only while unsealed.
 pub struct Active {
     pub router: Router,
+    pub audit: crate::audit::Broker,
     pub tokens: Arc<TokenStore>,
     pub policies: Arc<PolicyStore>,
     pub system: View,
@@ -339,6 +340,9 @@ impl Core {
         progress.reset();
         if let Some(active) = self.active.swap(None) {
             active.tokens.clear_cache();
+            if let Err(e) = active.audit.shutdown().await {
+                tracing::warn!(error = %e, "could not save audit chain positions");
+            }
         }
         self.barrier.seal();
         Ok(())
@@ -359,8 +363,10 @@ impl Core {
             entries = default_mounts()?;
             self.persist_mounts_raw(&entries).await?;
         }
+        let audit = crate::audit::Broker::load(system.clone()).await?;
         let active = Arc::new(Active {
             router: Router::new(),
+            audit,
             tokens,
             policies,
             system,
@@ -466,6 +472,12 @@ impl Core {
     pub async fn unmount(&self, path: &str) -> Result<()> {
         let active = self.active()?;
         let _guard = self.transition.lock().await;
+        if matches!(
+            path.trim_end_matches('/'),
+            "sys" | "auth/token" | "cubbyhole" | "identity"
+        ) {
+            return Err(CoreError::invalid(format!("cannot unmount \"{path}\"")));
+        }
         let path = if path.ends_with('/') {
             path.to_string()
         } else {
@@ -553,72 +565,141 @@ impl Core {
             .ok_or_else(CoreError::denied)
     }
 
-    /// Handle one logical request: authenticate, authorize, route, run.
-    pub async fn handle(&self, mut req: Request) -> Result<Response> {
+    /// Handle one logical request: route, authenticate, authorize, audit the request, run,
+    /// audit the response. Audit is fail-closed on both sides.
+    pub async fn handle(&self, req: Request) -> Result<Response> {
         let active = self.active()?;
         validate_path(&req.path)?;
+        if req.wrap_ttl.as_deref().is_some_and(|w| !w.is_empty()) {
+            // never hand out unwrapped what the caller asked to have wrapped
+            return Err(CoreError::invalid(
+                "response wrapping (X-Vault-Wrap-TTL) is not supported yet",
+            ));
+        }
         let path = req.path.clone();
 
-        if let Some(rest) = path.strip_prefix("sys/") {
-            return crate::sys::handle(self, &active, &mut req, rest).await;
+        enum Target {
+            Sys(String),
+            Mount(Mount, String),
         }
-        if path == "sys" {
-            return Err(CoreError::unsupported_path(&path));
-        }
+        let mut op = req.operation;
+        let (target, unauthenticated, needs_sudo) = if let Some(rest) = path.strip_prefix("sys/") {
+            if op == Operation::Create {
+                op = Operation::Update;
+            }
+            let rest = rest.trim_end_matches('/').to_string();
+            let unauth = crate::sys::unauthenticated(&rest);
+            let sudo = crate::sys::needs_sudo(&rest, op);
+            (Target::Sys(rest), unauth, sudo)
+        } else {
+            let (mount, rel) = active
+                .router
+                .route(&path)
+                .ok_or_else(|| CoreError::unsupported_path(&path))?;
+            let unauth = path_matches(mount.engine.unauthenticated_paths(), rel);
+            let sudo = path_matches(mount.engine.root_paths(), rel);
+            let rel = rel.to_string();
+            (Target::Mount(mount, rel), unauth, sudo)
+        };
+        let (mount_type, mount_accessor) = match &target {
+            Target::Sys(_) => ("system".to_string(), "system".to_string()),
+            Target::Mount(m, _) => (m.entry.kind.clone(), m.entry.accessor.clone()),
+        };
 
-        let (mount, rel) = active
-            .router
-            .route(&path)
-            .ok_or_else(|| CoreError::unsupported_path(&path))?;
-        let unauthenticated = path_matches(mount.engine.unauthenticated_paths(), rel);
+        // who is calling, and may they?
+        let mut denied: Option<CoreError> = None;
         let token_entry = if unauthenticated {
             match req.token.as_deref() {
                 Some(t) if !t.is_empty() => active.tokens.lookup(t).await?,
                 _ => None,
             }
         } else {
-            Some(self.authenticate(&active, req.token.as_deref()).await?)
+            match self.authenticate(&active, req.token.as_deref()).await {
+                Ok(e) => Some(e),
+                Err(e) if e.code == ErrorCode::PermissionDenied => {
+                    denied = Some(e);
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         };
-
-        let ereq = EngineRequest {
-            operation: req.operation,
-            path: rel,
-            data: &req.data,
-            storage: &mount.view,
-            mount: &mount.entry,
-            token: token_entry.as_deref(),
-            client_token: req.token.as_deref(),
-            request_id: &req.id,
-            remote_addr: req.remote_addr,
-        };
-        let mut op = req.operation;
-        if op == Operation::Update || op == Operation::Create {
-            op = match mount.engine.exists(&ereq).await? {
-                Some(false) => Operation::Create,
-                _ => Operation::Update,
-            };
-        }
-        if !unauthenticated {
-            let entry = token_entry.as_ref().ok_or_else(CoreError::denied)?;
-            self.authorize(
-                &active,
-                entry,
-                op,
-                &path,
-                &req.data,
-                path_matches(mount.engine.root_paths(), rel),
-            )
-            .await?;
-            if !active.tokens.use_token(entry).await? {
-                return Err(CoreError::denied());
+        if let Target::Mount(mount, rel) = &target {
+            if op == Operation::Update || op == Operation::Create {
+                let probe = EngineRequest {
+                    operation: op,
+                    path: rel,
+                    data: &req.data,
+                    storage: &mount.view,
+                    mount: &mount.entry,
+                    token: token_entry.as_deref(),
+                    client_token: req.token.as_deref(),
+                    request_id: &req.id,
+                    remote_addr: req.remote_addr,
+                };
+                op = match mount.engine.exists(&probe).await? {
+                    Some(false) => Operation::Create,
+                    _ => Operation::Update,
+                };
             }
         }
-        let ereq = EngineRequest {
+        if let (None, Some(entry), false) = (&denied, &token_entry, unauthenticated) {
+            if let Err(e) = self
+                .authorize(&active, entry, op, &path, &req.data, needs_sudo)
+                .await
+            {
+                denied = Some(e);
+            }
+        }
+
+        // the request entry is written before anything runs; no device, no request
+        let mut input = crate::audit::AuditInput {
+            request: &req,
             operation: op,
-            ..ereq
+            token: token_entry.as_deref(),
+            mount_type: &mount_type,
+            mount_accessor: &mount_accessor,
+            response: None,
+            error: denied.as_ref().map(|e| e.message.as_str()),
         };
-        let resp = mount.engine.handle(&ereq).await?;
-        Ok(resp.unwrap_or_default())
+        active.audit.log_request(&input).await?;
+        if let Some(e) = denied {
+            return Err(e);
+        }
+        if !unauthenticated {
+            if let Some(entry) = &token_entry {
+                if !active.tokens.use_token(entry).await? {
+                    return Err(CoreError::denied());
+                }
+            }
+        }
+
+        let result = match &target {
+            Target::Sys(rest) => {
+                crate::sys::dispatch(self, &active, &req, rest, op, token_entry.clone()).await
+            }
+            Target::Mount(mount, rel) => {
+                let ereq = EngineRequest {
+                    operation: op,
+                    path: rel,
+                    data: &req.data,
+                    storage: &mount.view,
+                    mount: &mount.entry,
+                    token: token_entry.as_deref(),
+                    client_token: req.token.as_deref(),
+                    request_id: &req.id,
+                    remote_addr: req.remote_addr,
+                };
+                mount
+                    .engine
+                    .handle(&ereq)
+                    .await
+                    .map(Option::unwrap_or_default)
+            }
+        };
+        input.response = result.as_ref().ok();
+        input.error = result.as_ref().err().map(|e| e.message.as_str());
+        active.audit.log_response(&input).await?;
+        result
     }
 
     /// ACL check for `op` on `path`; `sudo` additionally required for root-protected paths.

@@ -1,6 +1,7 @@
 //! Coffer's core: everything between a dialect's parsed request and the encrypted store.
 //! No HTTP here: the core is driven by plain function calls.
 
+pub mod audit;
 pub mod auth_token;
 pub mod barrier;
 pub mod core;

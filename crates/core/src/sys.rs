@@ -7,11 +7,13 @@ use crate::core::{new_mount_entry, Active, Core};
 use crate::error::{CoreError, Result};
 use crate::request::{Operation, Request, Response};
 use crate::router::{MountConfig, MountEntry};
+use crate::token::TokenEntry;
 use crate::util::{format_duration, parse_duration_value, value_as_bool, value_as_string_list};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// Paths under `sys/` that need `sudo` (Vault's root-protected sys paths).
-fn needs_sudo(rest: &str, op: Operation) -> bool {
+pub(crate) fn needs_sudo(rest: &str, op: Operation) -> bool {
     rest == "rotate"
         || rest == "seal"
         || rest == "step-down"
@@ -24,42 +26,22 @@ fn needs_sudo(rest: &str, op: Operation) -> bool {
 }
 
 /// Paths under `sys/` answered without a token.
-fn unauthenticated(rest: &str) -> bool {
+pub(crate) fn unauthenticated(rest: &str) -> bool {
     matches!(rest, "leader" | "health" | "seal-status" | "init")
 }
 
-pub async fn handle(
+/// Run a `sys/` request that the core has already authenticated, authorized and audited.
+pub(crate) async fn dispatch(
     core: &Core,
     active: &Active,
-    req: &mut Request,
+    req: &Request,
     rest: &str,
+    op: Operation,
+    caller: Option<Arc<TokenEntry>>,
 ) -> Result<Response> {
-    let mut op = req.operation;
-    if op == Operation::Create {
-        op = Operation::Update;
-    }
-    let rest = rest.trim_end_matches('/');
-    let caller = if unauthenticated(rest) {
-        None
-    } else {
-        let entry = core.authenticate(active, req.token.as_deref()).await?;
-        core.authorize(
-            active,
-            &entry,
-            op,
-            &req.path,
-            &req.data,
-            needs_sudo(rest, op),
-        )
-        .await?;
-        if !active.tokens.use_token(&entry).await? {
-            return Err(CoreError::denied());
-        }
-        Some(entry)
-    };
     let d = &req.data;
     match (rest, op) {
-        ("leader", Operation::Read) => Ok(Response::from_value(json!({
+        ("leader", Operation::Read) => Ok(top_level_value(json!({
             "ha_enabled": false,
             "is_self": false,
             "active_time": "0001-01-01T00:00:00Z",
@@ -144,6 +126,46 @@ pub async fn handle(
             r.data_at_top_level = true;
             Ok(r)
         }
+        ("audit", Operation::Read) => Ok(top_level(active.audit.list())),
+        (p, Operation::Update) if p.starts_with("audit/") => {
+            let kind = match d.get("type") {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                _ => {
+                    return Err(CoreError::invalid(
+                        "audit device type must be specified as a string",
+                    ))
+                }
+            };
+            let description = str_param(d, "description")?.unwrap_or("").to_string();
+            let options = match d.get("options") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(m)) => m.clone(),
+                Some(_) => return Err(CoreError::invalid("\"options\" must be an object")),
+            };
+            let local = match d.get("local") {
+                None | Some(Value::Null) => false,
+                Some(v) => value_as_bool(v)
+                    .ok_or_else(|| CoreError::invalid("\"local\" must be a boolean"))?,
+            };
+            active
+                .audit
+                .enable(&p["audit/".len()..], &kind, description, options, local)
+                .await?;
+            Ok(Response::default())
+        }
+        (p, Operation::Delete) if p.starts_with("audit/") => {
+            active.audit.disable(&p["audit/".len()..]).await?;
+            Ok(Response::default())
+        }
+        (p, Operation::Update) if p.starts_with("audit-hash/") => {
+            let input =
+                str_param(d, "input")?.ok_or_else(|| CoreError::invalid("missing input"))?;
+            let hash = active.audit.hash(&p["audit-hash/".len()..], input)?;
+            Ok(Response::from_value(json!({ "hash": hash })))
+        }
+        (p, Operation::Read) if p.starts_with("audit-chain/") => Ok(Response::data(
+            active.audit.chain_info(&p["audit-chain/".len()..])?,
+        )),
         ("rotate", Operation::Update) => {
             core.barrier().rotate().await?;
             Ok(Response::default())
@@ -175,6 +197,7 @@ pub async fn handle(
         }
         (
             "leader"
+            | "audit"
             | "mounts"
             | "auth"
             | "policy"
@@ -190,6 +213,12 @@ pub async fn handle(
         ) => Err(CoreError::unsupported_operation()),
         _ => Err(CoreError::unsupported_path(&req.path)),
     }
+}
+
+fn top_level_value(v: Value) -> Response {
+    let mut r = Response::from_value(v);
+    r.data_at_top_level = true;
+    r
 }
 
 fn top_level(m: Map<String, Value>) -> Response {

@@ -1,0 +1,271 @@
+"""Fixtures for the client-compatibility tests: start the real `coffer` binary and point real SDKs at it.
+
+The binary is taken from $COFFER_BIN (scripts/test sets it), falling back to target/debug/coffer.
+
+* ``dev_server``   -- one `coffer server -dev` per test session (in-memory, unsealed, known root token).
+                      Tests share it, so every test works under its own uuid-named paths/mounts/policies.
+* ``config_server`` -- a fresh `coffer server -config=<file>` per test, with file storage in a tmp dir;
+                      it starts uninitialized and sealed. ``restart()`` keeps the data directory.
+* ``client``       -- ``hvac.Client`` with the dev server's root token.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import hvac
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = 30.0
+
+# hvac.Client falls back to VAULT_ADDR / VAULT_TOKEN when url / token are None; never let the
+# environment of whoever runs the suite leak into it.
+for _var in ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE"):
+    os.environ.pop(_var, None)
+
+
+def coffer_bin() -> str:
+    path = os.environ.get("COFFER_BIN") or str(REPO / "target" / "debug" / "coffer")
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        pytest.fail(f"coffer binary not found at {path}; build it with `cargo build -p coffer --bins` "
+                    f"or set COFFER_BIN", pytrace=False)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def uid(prefix: str = "t") -> str:
+    """A short unique name, usable as a path segment, mount path or policy name."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def http_session() -> requests.Session:
+    # Ignore *_PROXY / .netrc from the environment: every request goes straight to 127.0.0.1.
+    s = requests.Session()
+    s.trust_env = False
+    return s
+
+
+def make_client(url: str, token: str | None = None) -> hvac.Client:
+    return hvac.Client(url=url, token=token, timeout=15, session=http_session())
+
+
+class CofferProcess:
+    """One running `coffer server` process; output goes to a log file so it can be shown on failure."""
+
+    def __init__(self, args: list[str], port: int, workdir: Path):
+        self.args = args
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+        self._log = None
+
+    def start(self) -> None:
+        fd, log = tempfile.mkstemp(prefix=f"coffer-{self.port}-", suffix=".log", dir=self.workdir)
+        self.log_path = Path(log)
+        self._log = os.fdopen(fd, "wb")
+        self.proc = subprocess.Popen(
+            [coffer_bin(), *self.args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+        )
+        self._wait_ready()
+
+    def output(self) -> str:
+        if self.log_path is None:
+            return ""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError as e:  # pragma: no cover
+            return f"<could not read server log: {e}>"
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        session = http_session()
+        last = "no answer yet"
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise ServerStartError(
+                        f"coffer exited with code {self.proc.returncode} before answering "
+                        f"(args: {self.args})\n--- server output ---\n{self.output()}"
+                    )
+                try:
+                    r = session.get(f"{self.url}/v1/sys/seal-status", timeout=1)
+                    if r.status_code == 200:
+                        return
+                    last = f"HTTP {r.status_code}: {r.text[:200]}"
+                except requests.RequestException as e:
+                    last = repr(e)
+                time.sleep(0.05)
+        finally:
+            session.close()
+        self.stop()
+        raise ServerStartError(
+            f"coffer did not answer 200 on /v1/sys/seal-status within {STARTUP_TIMEOUT:.0f}s "
+            f"(last: {last}; args: {self.args})\n--- server output ---\n{self.output()}"
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class ServerStartError(Exception):
+    pass
+
+
+def _start(make_args, workdir: Path, attempts: int = 3) -> CofferProcess:
+    """Start a server on a fresh free port; retry if the port was taken between probe and bind."""
+    error = None
+    for _ in range(attempts):
+        port = free_port()
+        p = CofferProcess(make_args(port), port, workdir)
+        try:
+            p.start()
+            return p
+        except ServerStartError as e:
+            error = e
+            if "in use" not in str(e).lower():
+                break
+    pytest.fail(str(error), pytrace=False)
+
+
+class DevServer:
+    def __init__(self, process: CofferProcess, root_token: str):
+        self.process = process
+        self.url = process.url
+        self.root_token = root_token
+
+    def client(self, token: str | None = None) -> hvac.Client:
+        return make_client(self.url, token)
+
+    def output(self) -> str:
+        return self.process.output()
+
+
+class ConfigServer:
+    """`coffer server -config=<file>` with file storage; starts uninitialized and sealed."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.data_dir = tmp / "data"
+        self.config_path = tmp / "coffer.hcl"
+        self.process: CofferProcess | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        def args(port: int) -> list[str]:
+            self.config_path.write_text(
+                f'storage "file" {{\n  path = "{self.data_dir}"\n}}\n\n'
+                f'listener "tcp" {{\n  address     = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n\n'
+                "disable_mlock = true\n"
+            )
+            return ["server", f"-config={self.config_path}"]
+
+        self.process = _start(args, self.tmp)
+        self.url = self.process.url
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def restart(self) -> None:
+        """Stop the process and start a new one on the same data directory (possibly another port)."""
+        self.stop()
+        self.start()
+
+    def client(self, token: str | None = None) -> hvac.Client:
+        return make_client(self.url, token)
+
+    def output(self) -> str:
+        return self.process.output() if self.process else ""
+
+
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory):
+    root = "root-" + secrets.token_hex(12)
+    workdir = tmp_path_factory.mktemp("coffer-dev")
+
+    def args(port: int) -> list[str]:
+        return ["server", "-dev", f"-dev-root-token-id={root}", f"-dev-listen-address=127.0.0.1:{port}"]
+
+    proc = _start(args, workdir)
+    try:
+        yield DevServer(proc, root)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def config_server(tmp_path):
+    srv = ConfigServer(tmp_path)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def client(dev_server):
+    c = dev_server.client(dev_server.root_token)
+    yield c
+    c.adapter.close()
+
+
+@pytest.fixture
+def kv2_mount(client):
+    """A fresh kv v2 mount at a unique path, removed afterwards."""
+    path = uid("kv2")
+    client.sys.enable_secrets_engine("kv", path=path, options={"version": "2"})
+    yield path
+    try:
+        client.sys.disable_secrets_engine(path)
+    except hvac.exceptions.VaultError:
+        pass
+
+
+@pytest.fixture
+def token_for_policy(dev_server, client):
+    """Factory: a client whose token carries only the given policy text (plus `default`)."""
+    created: list[str] = []
+
+    def make(policy: str | dict) -> hvac.Client:
+        name = uid("pol")
+        client.sys.create_or_update_policy(name=name, policy=policy)
+        created.append(name)
+        tok = client.auth.token.create(policies=[name], ttl="10m")["auth"]["client_token"]
+        return dev_server.client(tok)
+
+    yield make
+    for name in created:
+        try:
+            client.sys.delete_policy(name)
+        except hvac.exceptions.VaultError:
+            pass

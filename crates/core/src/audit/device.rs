@@ -1,0 +1,588 @@
+//! Audit devices (file, socket, syslog) and their batching writer threads.
+
+use super::entry::hmac_value;
+use super::DeviceConfig;
+use crate::error::{CoreError, Result};
+use aws_lc_rs::hmac;
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Most entries written by one write call.
+const MAX_BATCH: usize = 1024;
+
+/// The kind of sink and its parsed options.
+#[derive(Debug, Clone)]
+pub enum DeviceKind {
+    File {
+        path: Option<PathBuf>,
+        mode: u32,
+    },
+    Socket {
+        address: String,
+        socket_type: String,
+    },
+    Syslog {
+        facility: u8,
+        tag: String,
+    },
+}
+
+fn opt<'a>(options: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
+    match options.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(CoreError::invalid(format!(
+            "audit option \"{key}\" must be a string"
+        ))),
+    }
+}
+
+fn opt_bool(options: &Map<String, Value>, key: &str, default: bool) -> bool {
+    options
+        .get(key)
+        .and_then(crate::util::value_as_bool)
+        .unwrap_or(default)
+}
+
+impl DeviceKind {
+    pub fn parse(kind: &str, options: &Map<String, Value>) -> Result<DeviceKind> {
+        const COMMON: [&str; 5] = [
+            "hmac_accessor",
+            "log_raw",
+            "prefix",
+            "elide_list_responses",
+            "format",
+        ];
+        let allowed: &[&str] = match kind {
+            "file" => &["file_path", "path", "mode"],
+            "socket" => &["address", "socket_type", "write_timeout"],
+            "syslog" => &["facility", "tag"],
+            other => return Err(CoreError::invalid(format!("unknown backend type: {other}"))),
+        };
+        if let Some(k) = options
+            .keys()
+            .find(|k| !allowed.contains(&k.as_str()) && !COMMON.contains(&k.as_str()))
+        {
+            return Err(CoreError::invalid(format!(
+                "unknown option \"{k}\" for audit type {kind}"
+            )));
+        }
+        if let Some(f) = opt(options, "format")? {
+            if f != "json" {
+                return Err(CoreError::invalid(
+                    "only the \"json\" audit format is supported",
+                ));
+            }
+        }
+        for k in ["hmac_accessor", "log_raw", "elide_list_responses"] {
+            if let Some(v) = options.get(k) {
+                if crate::util::value_as_bool(v).is_none() {
+                    return Err(CoreError::invalid(format!(
+                        "audit option \"{k}\" must be a boolean"
+                    )));
+                }
+            }
+        }
+        match kind {
+            "file" => {
+                let p = opt(options, "file_path")?
+                    .or(opt(options, "path")?)
+                    .ok_or_else(|| CoreError::invalid("file_path is required"))?;
+                let path = match p {
+                    "stdout" | "-" => None,
+                    other => Some(PathBuf::from(other)),
+                };
+                let mode = match opt(options, "mode")? {
+                    None => 0o600,
+                    Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                        .ok()
+                        .filter(|m| *m <= 0o777)
+                        .ok_or_else(|| {
+                            CoreError::invalid("mode must be an octal file mode such as \"0600\"")
+                        })?,
+                };
+                Ok(DeviceKind::File { path, mode })
+            }
+            "socket" => {
+                let address = opt(options, "address")?
+                    .ok_or_else(|| CoreError::invalid("address is required"))?
+                    .to_string();
+                let socket_type = opt(options, "socket_type")?.unwrap_or("tcp").to_string();
+                if !matches!(socket_type.as_str(), "tcp" | "udp" | "unix") {
+                    return Err(CoreError::invalid("socket_type must be tcp, udp or unix"));
+                }
+                Ok(DeviceKind::Socket {
+                    address,
+                    socket_type,
+                })
+            }
+            _ => {
+                let facility = match opt(options, "facility")?
+                    .unwrap_or("AUTH")
+                    .to_ascii_uppercase()
+                    .as_str()
+                {
+                    "KERN" => 0,
+                    "USER" => 1,
+                    "MAIL" => 2,
+                    "DAEMON" => 3,
+                    "AUTH" => 4,
+                    "SYSLOG" => 5,
+                    "AUTHPRIV" => 10,
+                    "LOCAL0" => 16,
+                    "LOCAL1" => 17,
+                    "LOCAL2" => 18,
+                    "LOCAL3" => 19,
+                    "LOCAL4" => 20,
+                    "LOCAL5" => 21,
+                    "LOCAL6" => 22,
+                    "LOCAL7" => 23,
+                    other => {
+                        return Err(CoreError::invalid(format!(
+                            "unknown syslog facility {other}"
+                        )))
+                    }
+                };
+                let tag = opt(options, "tag")?.unwrap_or("coffer").to_string();
+                Ok(DeviceKind::Syslog { facility, tag })
+            }
+        }
+    }
+}
+
+/// The open destination of a device.
+enum Sink {
+    /// `file` is `None` after a failed reopen: writes then fail (fail-closed) and each write
+    /// retries opening the path.
+    File {
+        path: PathBuf,
+        mode: u32,
+        file: Option<std::fs::File>,
+    },
+    Stdout,
+    Tcp {
+        address: String,
+        stream: Option<std::net::TcpStream>,
+    },
+    Udp {
+        socket: std::net::UdpSocket,
+        address: String,
+    },
+    Unix {
+        address: String,
+        stream: Option<std::os::unix::net::UnixStream>,
+    },
+    Syslog {
+        socket: std::os::unix::net::UnixDatagram,
+        pri: u8,
+        tag: String,
+    },
+}
+
+fn open_file(path: &PathBuf, mode: u32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(mode)
+        .open(path)
+}
+
+impl Sink {
+    fn open(kind: &DeviceKind) -> std::io::Result<Sink> {
+        Ok(match kind {
+            DeviceKind::File { path: None, .. } => Sink::Stdout,
+            DeviceKind::File {
+                path: Some(p),
+                mode,
+            } => Sink::File {
+                file: Some(open_file(p, *mode)?),
+                path: p.clone(),
+                mode: *mode,
+            },
+            DeviceKind::Socket {
+                address,
+                socket_type,
+            } => match socket_type.as_str() {
+                "udp" => {
+                    let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+                    Sink::Udp {
+                        socket,
+                        address: address.clone(),
+                    }
+                }
+                "unix" => Sink::Unix {
+                    stream: Some(std::os::unix::net::UnixStream::connect(address)?),
+                    address: address.clone(),
+                },
+                _ => Sink::Tcp {
+                    stream: Some(std::net::TcpStream::connect(address)?),
+                    address: address.clone(),
+                },
+            },
+            DeviceKind::Syslog { facility, tag } => {
+                let socket = std::os::unix::net::UnixDatagram::unbound()?;
+                socket.connect("/dev/log")?;
+                Sink::Syslog {
+                    socket,
+                    pri: facility * 8 + 6,
+                    tag: tag.clone(),
+                }
+            }
+        })
+    }
+
+    /// Write whole lines; each line ends with '\n'.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::File { file, path, mode } => {
+                if file.is_none() {
+                    *file = Some(open_file(path, *mode)?);
+                }
+                match file {
+                    Some(f) => {
+                        f.write_all(buf)?;
+                        f.flush()
+                    }
+                    None => Err(std::io::Error::other("audit file is not open")),
+                }
+            }
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(buf)?;
+                out.flush()
+            }
+            Sink::Tcp { address, stream } => {
+                if let Some(s) = stream {
+                    if s.write_all(buf).is_ok() {
+                        return Ok(());
+                    }
+                }
+                // reconnect once
+                *stream = None;
+                let mut s = std::net::TcpStream::connect(address.as_str())?;
+                s.write_all(buf)?;
+                *stream = Some(s);
+                Ok(())
+            }
+            Sink::Unix { address, stream } => {
+                if let Some(s) = stream {
+                    if s.write_all(buf).is_ok() {
+                        return Ok(());
+                    }
+                }
+                *stream = None;
+                let mut s = std::os::unix::net::UnixStream::connect(address.as_str())?;
+                s.write_all(buf)?;
+                *stream = Some(s);
+                Ok(())
+            }
+            Sink::Udp { socket, address } => {
+                for line in buf.split_inclusive(|b| *b == b'\n') {
+                    socket.send_to(line, address.as_str())?;
+                }
+                Ok(())
+            }
+            Sink::Syslog { socket, pri, tag } => {
+                for line in buf.split_inclusive(|b| *b == b'\n') {
+                    let mut msg = format!("<{pri}>{tag}: ").into_bytes();
+                    msg.extend_from_slice(line.strip_suffix(b"\n").unwrap_or(line));
+                    socket.send(&msg)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Reopen a file sink at its path (after rotation); other sinks stay as they are.
+    fn reopen(&mut self) -> std::io::Result<()> {
+        if let Sink::File { path, mode, file } = self {
+            // a failed reopen leaves the device failing rather than writing to the old file
+            *file = None;
+            *file = Some(open_file(path, *mode)?);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Default)]
+pub(super) struct ChainState {
+    pub seq: u64,
+    pub last_hash: String,
+}
+
+enum Job {
+    Entry(
+        Map<String, Value>,
+        oneshot::Sender<std::result::Result<(), String>>,
+    ),
+    Reopen(oneshot::Sender<()>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// One enabled audit device.
+pub struct Device {
+    cfg: DeviceConfig,
+    salt: hmac::Key,
+    tx: Option<mpsc::Sender<Job>>,
+    state: Arc<Mutex<ChainState>>,
+    broken: Option<String>,
+    log_raw: bool,
+    hmac_accessor: bool,
+    elide_list: bool,
+}
+
+fn hmac_key(hex_key: &str) -> hmac::Key {
+    let bytes = zeroize::Zeroizing::new(hex::decode(hex_key).unwrap_or_default());
+    hmac::Key::new(hmac::HMAC_SHA256, &bytes)
+}
+
+/// Recover the chain position from the last complete line of an existing log file.
+fn recover_from_file(path: &PathBuf, chain: &hmac::Key) -> Option<ChainState> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let start = len.saturating_sub(1 << 20);
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    let json = &line[line.find('{')?..];
+    let entry: Map<String, Value> = serde_json::from_str(json).ok()?;
+    if !super::verify::entry_hash_ok(chain, &entry) {
+        return None;
+    }
+    Some(ChainState {
+        seq: entry.get("seq")?.as_u64()?,
+        last_hash: entry.get("hash")?.as_str()?.to_string(),
+    })
+}
+
+impl Device {
+    pub(super) fn open(cfg: DeviceConfig) -> Result<Device> {
+        let kind = DeviceKind::parse(&cfg.kind, &cfg.options)?;
+        let chain = hmac_key(&cfg.chain_key);
+        let mut state = ChainState {
+            seq: cfg.seq,
+            last_hash: cfg.last_hash.clone(),
+        };
+        if let DeviceKind::File { path: Some(p), .. } = &kind {
+            if let Some(rec) = recover_from_file(p, &chain) {
+                if rec.seq > state.seq {
+                    state = rec;
+                }
+            }
+        }
+        let sink =
+            Sink::open(&kind).map_err(|e| CoreError::invalid(format!("{}: {e}", cfg.path)))?;
+        let state = Arc::new(Mutex::new(state));
+        let (tx, rx) = mpsc::channel();
+        let prefix = cfg
+            .options
+            .get("prefix")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let writer_state = state.clone();
+        std::thread::Builder::new()
+            .name(format!("audit-{}", cfg.path.trim_end_matches('/')))
+            .spawn(move || writer(rx, sink, chain, writer_state, prefix))
+            .map_err(|e| CoreError::internal(format!("cannot start audit writer: {e}")))?;
+        Ok(Device {
+            log_raw: opt_bool(&cfg.options, "log_raw", false),
+            hmac_accessor: opt_bool(&cfg.options, "hmac_accessor", true),
+            elide_list: opt_bool(&cfg.options, "elide_list_responses", false),
+            salt: hmac_key(&cfg.salt),
+            cfg,
+            tx: Some(tx),
+            state,
+            broken: None,
+        })
+    }
+
+    /// A device that could not be opened: every write fails (so fail-closed still holds).
+    pub(super) fn broken(cfg: DeviceConfig, why: String) -> Device {
+        Device {
+            log_raw: false,
+            hmac_accessor: true,
+            elide_list: false,
+            salt: hmac_key(&cfg.salt),
+            state: Arc::new(Mutex::new(ChainState {
+                seq: cfg.seq,
+                last_hash: cfg.last_hash.clone(),
+            })),
+            cfg,
+            tx: None,
+            broken: Some(why),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.cfg.path
+    }
+    pub fn config(&self) -> &DeviceConfig {
+        &self.cfg
+    }
+    pub(super) fn config_snapshot(&self) -> DeviceConfig {
+        let st = self.state.lock().clone();
+        let mut c = self.cfg.clone();
+        c.seq = st.seq;
+        c.last_hash = st.last_hash;
+        c
+    }
+    pub fn hmac(&self, input: &str) -> String {
+        hmac_value(&self.salt, input)
+    }
+    pub fn log_raw(&self) -> bool {
+        self.log_raw
+    }
+    pub fn hmac_accessor(&self) -> bool {
+        self.hmac_accessor
+    }
+    pub fn elide_list_responses(&self) -> bool {
+        self.elide_list
+    }
+    pub(super) fn position(&self) -> (u64, String) {
+        let st = self.state.lock();
+        (st.seq, st.last_hash.clone())
+    }
+
+    pub(super) async fn probe(&self) -> Result<()> {
+        match &self.broken {
+            Some(why) => Err(CoreError::invalid(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Queue an entry; resolves once it has been written (or failed).
+    pub(super) async fn submit(
+        &self,
+        entry: Map<String, Value>,
+    ) -> std::result::Result<(), String> {
+        let Some(tx) = &self.tx else {
+            return Err(self
+                .broken
+                .clone()
+                .unwrap_or_else(|| "device unavailable".into()));
+        };
+        let (done, wait) = oneshot::channel();
+        tx.send(Job::Entry(entry, done))
+            .map_err(|_| "audit writer stopped".to_string())?;
+        wait.await.map_err(|_| "audit writer stopped".to_string())?
+    }
+
+    pub(super) async fn reopen(&self) {
+        if let Some(tx) = &self.tx {
+            let (done, wait) = oneshot::channel();
+            if tx.send(Job::Reopen(done)).is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+
+    pub(super) async fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (done, wait) = oneshot::channel();
+            if tx.send(Job::Flush(done)).is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+}
+
+/// The writer thread: batches every queued entry into one write.
+fn writer(
+    rx: mpsc::Receiver<Job>,
+    mut sink: Sink,
+    chain: hmac::Key,
+    state: Arc<Mutex<ChainState>>,
+    prefix: String,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut waiters: Vec<oneshot::Sender<std::result::Result<(), String>>> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut tentative = state.lock().clone();
+        for job in jobs {
+            match job {
+                Job::Entry(mut e, done) => {
+                    tentative.seq += 1;
+                    e.insert("seq".into(), tentative.seq.into());
+                    e.insert("prev_hash".into(), tentative.last_hash.clone().into());
+                    let hash = super::verify::entry_hash(&chain, &e);
+                    e.insert("hash".into(), hash.clone().into());
+                    tentative.last_hash = hash;
+                    buf.extend_from_slice(prefix.as_bytes());
+                    if serde_json::to_writer(&mut buf, &e).is_err() {
+                        let _ = done.send(Err("cannot serialize audit entry".into()));
+                        continue;
+                    }
+                    buf.push(b'\n');
+                    waiters.push(done);
+                }
+                Job::Reopen(done) => {
+                    commit(&mut sink, &mut buf, &mut waiters, &state, &tentative);
+                    tentative = state.lock().clone();
+                    if let Err(e) = sink.reopen() {
+                        tracing::error!(error = %e, "audit device failed to reopen its file");
+                    }
+                    let _ = done.send(());
+                }
+                Job::Flush(done) => {
+                    commit(&mut sink, &mut buf, &mut waiters, &state, &tentative);
+                    tentative = state.lock().clone();
+                    let _ = done.send(());
+                }
+            }
+        }
+        commit(&mut sink, &mut buf, &mut waiters, &state, &tentative);
+    }
+}
+
+/// Write the pending lines; on success advance the chain and acknowledge, else fail them all
+/// (the chain position does not advance, so the next entries continue from the last written one).
+fn commit(
+    sink: &mut Sink,
+    buf: &mut Vec<u8>,
+    waiters: &mut Vec<oneshot::Sender<std::result::Result<(), String>>>,
+    state: &Mutex<ChainState>,
+    tentative: &ChainState,
+) {
+    if waiters.is_empty() {
+        buf.clear();
+        return;
+    }
+    let result = sink.write(buf);
+    buf.clear();
+    match result {
+        Ok(()) => {
+            *state.lock() = tentative.clone();
+            for w in waiters.drain(..) {
+                let _ = w.send(Ok(()));
+            }
+        }
+        Err(e) => {
+            let msg = format!("audit write failed: {e}");
+            for w in waiters.drain(..) {
+                let _ = w.send(Err(msg.clone()));
+            }
+        }
+    }
+}
