@@ -187,7 +187,13 @@ fn envelope(req_id: &str, resp: &Response) -> Value {
         "data".into(),
         resp.data.clone().map(Value::Object).unwrap_or(Value::Null),
     );
-    body.insert("wrap_info".into(), Value::Null);
+    body.insert(
+        "wrap_info".into(),
+        resp.wrap_info
+            .as_ref()
+            .and_then(|w| serde_json::to_value(w).ok())
+            .unwrap_or(Value::Null),
+    );
     body.insert(
         "warnings".into(),
         if resp.warnings.is_empty() {

@@ -336,6 +336,7 @@ impl TokenEngine {
                 path,
                 role: role.map(|r| r.name),
                 bound_cidrs: vec![],
+                max_ttl: 0,
             })
             .await?;
         Ok(Response {

@@ -46,7 +46,10 @@ pub struct Active {
     pub audit: crate::audit::Broker,
     pub tokens: Arc<TokenStore>,
     pub policies: Arc<PolicyStore>,
+    pub leases: Arc<crate::lease::Leases>,
     pub system: View,
+    /// Dropping `Active` drops this sender, which stops the expiration task.
+    _expiration_stop: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct Core {
@@ -351,7 +354,8 @@ impl Core {
     /// Build the unsealed subsystems from storage; on first start create the default mounts.
     async fn build_active(&self, first: bool) -> Result<Arc<Active>> {
         let system = View::new(self.barrier.clone(), "sys/");
-        let tokens = Arc::new(TokenStore::new(system.sub("token/")));
+        let leases = Arc::new(crate::lease::Leases::new(system.sub("expire/id/")));
+        let tokens = Arc::new(TokenStore::new(system.clone(), leases.clone()));
         let policies = Arc::new(PolicyStore::new(system.sub("policy/")));
         policies.ensure_default().await?;
         let mut entries: Vec<MountEntry> = match self.barrier.get(MOUNTS_PATH).await? {
@@ -364,12 +368,35 @@ impl Core {
             self.persist_mounts_raw(&entries).await?;
         }
         let audit = crate::audit::Broker::load(system.clone()).await?;
+        let outstanding = leases.load().await?;
+        tracing::debug!(leases = outstanding, "leases loaded");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let revoker_tokens = tokens.clone();
+        let revoker_leases = leases.clone();
+        tokio::spawn(crate::lease::run_expiration(
+            leases.clone(),
+            stop_rx,
+            move |lease| {
+                let tokens = revoker_tokens.clone();
+                let leases = revoker_leases.clone();
+                async move {
+                    match &lease.token_hash {
+                        Some(h) => tokens.revoke_tree(h).await?,
+                        None => leases.delete(&lease.lease_id).await?,
+                    }
+                    tracing::debug!(lease = %lease.lease_id, "lease expired and was revoked");
+                    Ok(())
+                }
+            },
+        ));
         let active = Arc::new(Active {
             router: Router::new(),
             audit,
             tokens,
             policies,
+            leases,
             system,
+            _expiration_stop: stop_tx,
         });
         let mut mounts = Vec::new();
         for e in entries {
@@ -382,14 +409,16 @@ impl Core {
     /// Build the live mount for an entry (the token auth method is built in).
     fn instantiate(&self, active: &Arc<Active>, entry: MountEntry) -> Result<Mount> {
         let view = View::new(self.barrier.clone(), entry.storage_prefix());
-        let engine: Arc<dyn crate::router::Engine> = if entry.kind == "token" {
-            Arc::new(crate::auth_token::TokenEngine::new(
+        let engine: Arc<dyn crate::router::Engine> = match entry.kind.as_str() {
+            "token" => Arc::new(crate::auth_token::TokenEngine::new(
                 active.tokens.clone(),
                 self.config.default_lease_ttl,
                 self.config.max_lease_ttl,
-            ))
-        } else {
-            self.registry.build(&entry)?
+            )),
+            "cubbyhole" => Arc::new(crate::cubbyhole::CubbyholeEngine::new(
+                active.tokens.clone(),
+            )),
+            _ => self.registry.build(&entry)?,
         };
         Ok(Mount {
             entry: Arc::new(entry),
@@ -554,15 +583,86 @@ impl Core {
         &self,
         active: &Active,
         token: Option<&str>,
+        remote: Option<std::net::IpAddr>,
     ) -> Result<Arc<TokenEntry>> {
         let token = token
             .filter(|t| !t.is_empty())
             .ok_or_else(CoreError::denied)?;
-        active
+        let entry = active
             .tokens
             .lookup(token)
             .await?
-            .ok_or_else(CoreError::denied)
+            .ok_or_else(CoreError::denied)?;
+        if !crate::util::cidrs_allow(&entry.bound_cidrs, remote) {
+            return Err(CoreError::denied());
+        }
+        Ok(entry)
+    }
+
+    /// Turn an auth method's login answer into a token (an orphan with its own lease).
+    async fn issue_login_token(
+        &self,
+        active: &Active,
+        mount: &MountEntry,
+        login_path: &str,
+        login: crate::request::LoginAuth,
+    ) -> Result<crate::request::AuthInfo> {
+        let sys_default = if mount.config.default_lease_ttl > 0 {
+            mount.config.default_lease_ttl
+        } else {
+            self.config.default_lease_ttl
+        };
+        let sys_max = if mount.config.max_lease_ttl > 0 {
+            mount.config.max_lease_ttl
+        } else {
+            self.config.max_lease_ttl
+        };
+        let max_ttl = if login.max_ttl > 0 {
+            login.max_ttl.min(sys_max)
+        } else {
+            sys_max
+        };
+        let mut ttl = if login.ttl > 0 {
+            login.ttl
+        } else {
+            sys_default
+        };
+        if login.period == 0 {
+            ttl = ttl.min(max_ttl);
+        }
+        let mut policies: Vec<String> = login.policies.clone();
+        if !login.no_default_policy && !policies.iter().any(|p| p == "default" || p == "root") {
+            policies.push("default".into());
+        }
+        policies.sort();
+        policies.dedup();
+        crate::util::parse_cidrs(&login.bound_cidrs)?;
+        let (token, entry) = active
+            .tokens
+            .create(NewToken {
+                policies,
+                meta: login.metadata,
+                display_name: if login.display_name.is_empty() {
+                    mount
+                        .path
+                        .trim_start_matches("auth/")
+                        .trim_end_matches('/')
+                        .to_string()
+                } else {
+                    login.display_name
+                },
+                num_uses: login.num_uses,
+                ttl,
+                explicit_max_ttl: login.explicit_max_ttl,
+                period: login.period,
+                renewable: login.renewable,
+                path: login_path.to_string(),
+                bound_cidrs: login.bound_cidrs,
+                max_ttl,
+                ..Default::default()
+            })
+            .await?;
+        Ok(crate::auth_token::auth_info(token, &entry))
     }
 
     /// Handle one logical request: route, authenticate, authorize, audit the request, run,
@@ -570,12 +670,10 @@ impl Core {
     pub async fn handle(&self, req: Request) -> Result<Response> {
         let active = self.active()?;
         validate_path(&req.path)?;
-        if req.wrap_ttl.as_deref().is_some_and(|w| !w.is_empty()) {
-            // never hand out unwrapped what the caller asked to have wrapped
-            return Err(CoreError::invalid(
-                "response wrapping (X-Vault-Wrap-TTL) is not supported yet",
-            ));
-        }
+        let wrap_ttl = match req.wrap_ttl.as_deref().filter(|w| !w.is_empty()) {
+            Some(w) => Some(crate::wrapping::parse_wrap_ttl(w)?),
+            None => None,
+        };
         let path = req.path.clone();
 
         enum Target {
@@ -614,7 +712,10 @@ impl Core {
                 _ => None,
             }
         } else {
-            match self.authenticate(&active, req.token.as_deref()).await {
+            match self
+                .authenticate(&active, req.token.as_deref(), req.remote_addr)
+                .await
+            {
                 Ok(e) => Some(e),
                 Err(e) if e.code == ErrorCode::PermissionDenied => {
                     denied = Some(e);
@@ -689,12 +790,28 @@ impl Core {
                     request_id: &req.id,
                     remote_addr: req.remote_addr,
                 };
-                mount
-                    .engine
-                    .handle(&ereq)
-                    .await
-                    .map(Option::unwrap_or_default)
+                match mount.engine.handle(&ereq).await {
+                    Ok(Some(mut resp)) => match resp.login.take() {
+                        Some(login) => self
+                            .issue_login_token(&active, &mount.entry, &path, login)
+                            .await
+                            .map(|auth| {
+                                resp.auth = Some(auth);
+                                resp
+                            }),
+                        None => Ok(resp),
+                    },
+                    Ok(None) => Ok(Response::default()),
+                    Err(e) => Err(e),
+                }
             }
+        };
+        // wrap only real answers; sys/wrapping/* manage wraps themselves
+        let result = match (result, wrap_ttl) {
+            (Ok(resp), Some(ttl)) if !resp.is_empty() && !path.starts_with("sys/wrapping/") => {
+                crate::wrapping::wrap(&active, resp, &path, ttl).await
+            }
+            (r, _) => r,
         };
         input.response = result.as_ref().ok();
         input.error = result.as_ref().err().map(|e| e.message.as_str());
@@ -751,12 +868,20 @@ pub fn new_mount_entry(
 }
 
 fn default_mounts() -> Result<Vec<MountEntry>> {
-    Ok(vec![new_mount_entry(
-        "auth/token/",
-        "token",
-        "token based credentials",
-        Default::default(),
-    )?])
+    Ok(vec![
+        new_mount_entry(
+            "auth/token/",
+            "token",
+            "token based credentials",
+            Default::default(),
+        )?,
+        new_mount_entry(
+            "cubbyhole/",
+            "cubbyhole",
+            "per-token private secret storage",
+            Default::default(),
+        )?,
+    ])
 }
 
 /// Decode an unseal key given as hex or base64.

@@ -5,7 +5,9 @@ pub mod audit;
 pub mod auth_token;
 pub mod barrier;
 pub mod core;
+pub mod cubbyhole;
 pub mod error;
+pub mod lease;
 pub mod policy;
 pub mod policy_store;
 pub mod request;
@@ -15,6 +17,7 @@ pub mod shamir;
 mod sys;
 pub mod token;
 pub mod util;
+pub mod wrapping;
 
 pub use crate::core::{Core, CoreConfig};
 pub use error::{CoreError, ErrorCode, Result};

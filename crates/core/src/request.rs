@@ -128,6 +128,45 @@ pub struct Response {
     /// Return this HTTP-ish status with the body instead of the default (e.g. 404 with data for
     /// a kv v2 read of a deleted version).
     pub status: Option<u16>,
+    /// Set by an auth method's login: the core turns it into a token (and its lease) and
+    /// answers with `auth`.
+    pub login: Option<LoginAuth>,
+    /// Set when the response was wrapped: the caller gets only this.
+    pub wrap_info: Option<WrapInfo>,
+}
+
+/// What a wrapped response carries instead of its content.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WrapInfo {
+    pub token: String,
+    pub accessor: String,
+    pub ttl: u64,
+    pub creation_time: String,
+    pub creation_path: String,
+    pub wrapped_accessor: String,
+}
+
+/// What an auth method returns from a successful login; the core creates the token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoginAuth {
+    /// Policies for the token ("default" is added unless `no_default_policy`).
+    pub policies: Vec<String>,
+    /// Token metadata (string values), e.g. `{"role_name": "web"}` or `{"username": "bob"}`.
+    pub metadata: Map<String, Value>,
+    /// Shown as the token's display name, after the mount path (e.g. `approle`, `userpass-bob`).
+    pub display_name: String,
+    /// Seconds; 0 = the mount's default lease TTL.
+    pub ttl: u64,
+    /// Renewal cap in seconds; 0 = the mount's max lease TTL.
+    pub max_ttl: u64,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    /// 0 = unlimited.
+    pub num_uses: u64,
+    pub renewable: bool,
+    /// CIDRs the token may be used from (empty = anywhere).
+    pub bound_cidrs: Vec<String>,
+    pub no_default_policy: bool,
 }
 
 impl Response {
@@ -151,6 +190,9 @@ impl Response {
     pub fn is_empty(&self) -> bool {
         self.data.is_none()
             && self.auth.is_none()
+            && self.login.is_none()
+            && self.wrap_info.is_none()
+            && self.lease_id.is_empty()
             && self.warnings.is_empty()
             && self.status.is_none()
     }

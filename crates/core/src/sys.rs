@@ -27,7 +27,16 @@ pub(crate) fn needs_sudo(rest: &str, op: Operation) -> bool {
 
 /// Paths under `sys/` answered without a token.
 pub(crate) fn unauthenticated(rest: &str) -> bool {
-    matches!(rest, "leader" | "health" | "seal-status" | "init")
+    matches!(
+        rest,
+        "leader"
+            | "health"
+            | "seal-status"
+            | "init"
+            | "wrapping/unwrap"
+            | "wrapping/lookup"
+            | "wrapping/rewrap"
+    )
 }
 
 /// Run a `sys/` request that the core has already authenticated, authorized and audited.
@@ -166,6 +175,133 @@ pub(crate) async fn dispatch(
         (p, Operation::Read) if p.starts_with("audit-chain/") => Ok(Response::data(
             active.audit.chain_info(&p["audit-chain/".len()..])?,
         )),
+        ("wrapping/unwrap" | "wrapping/lookup" | "wrapping/rewrap", Operation::Update)
+        | ("wrapping/lookup", Operation::Read) => {
+            // the wrapping token is the credential: from the body, else the request's token
+            let token = match str_param(d, "token")? {
+                Some(t) if !t.is_empty() => t.to_string(),
+                _ => req
+                    .token
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| CoreError::invalid("no wrapping token given"))?,
+            };
+            match rest {
+                "wrapping/unwrap" => crate::wrapping::unwrap(active, &token).await,
+                "wrapping/rewrap" => crate::wrapping::rewrap(active, &token).await,
+                _ => crate::wrapping::lookup(active, &token).await,
+            }
+        }
+        ("wrapping/wrap", Operation::Update) => {
+            let ttl = req
+                .wrap_ttl
+                .as_deref()
+                .filter(|w| !w.is_empty())
+                .ok_or_else(|| {
+                    CoreError::invalid(
+                        "wrapping requested but no wrap TTL given (X-Vault-Wrap-TTL)",
+                    )
+                })?;
+            let ttl = crate::wrapping::parse_wrap_ttl(ttl)?;
+            if d.is_empty() {
+                return Err(CoreError::invalid("empty data to wrap"));
+            }
+            crate::wrapping::wrap(active, Response::data(d.clone()), "sys/wrapping/wrap", ttl).await
+        }
+        ("leases/lookup", Operation::Update) => {
+            let id = lease_id_param(d)?;
+            let lease = active
+                .leases
+                .get(&id)
+                .await?
+                .ok_or_else(|| CoreError::invalid("invalid lease"))?;
+            Ok(Response::data(lease.lookup_data()))
+        }
+        (p, Operation::List) if p == "leases/lookup" || p.starts_with("leases/lookup/") => {
+            let prefix = p
+                .trim_start_matches("leases/lookup")
+                .trim_start_matches('/');
+            let prefix = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            };
+            crate::lease::validate_lease_id(if prefix.is_empty() { "x" } else { &prefix })?;
+            let keys = active.leases.view().list(&prefix).await?;
+            if keys.is_empty() {
+                return Err(CoreError::not_found(""));
+            }
+            Ok(Response::data(keys_map(keys)))
+        }
+        ("leases/renew" | "renew", Operation::Update) => {
+            let id = lease_id_param(d)?;
+            let lease = active
+                .leases
+                .get(&id)
+                .await?
+                .ok_or_else(|| CoreError::invalid("lease not found"))?;
+            let increment = match d.get("increment") {
+                None | Some(Value::Null) => 0,
+                Some(v) => parse_duration_value(v)?.as_secs(),
+            };
+            match &lease.token_hash {
+                Some(h) => {
+                    let e = active
+                        .tokens
+                        .renew(h, increment, core.config().max_lease_ttl)
+                        .await?;
+                    Ok(Response {
+                        lease_id: id,
+                        renewable: e.renewable,
+                        lease_duration: e.ttl,
+                        ..Default::default()
+                    })
+                }
+                None => Err(CoreError::invalid("lease is not renewable")),
+            }
+        }
+        ("leases/revoke" | "revoke", Operation::Update) => {
+            let id = lease_id_param(d)?;
+            revoke_lease(active, &id).await?;
+            Ok(Response::default())
+        }
+        (p, Operation::Update) if p.starts_with("leases/revoke/") => {
+            let id = p["leases/revoke/".len()..].to_string();
+            crate::lease::validate_lease_id(&id)?;
+            revoke_lease(active, &id).await?;
+            Ok(Response::default())
+        }
+        (p, Operation::Update)
+            if p.starts_with("leases/revoke-prefix/") || p.starts_with("leases/revoke-force/") =>
+        {
+            let force = p.starts_with("leases/revoke-force/");
+            let prefix = p.splitn(3, '/').nth(2).unwrap_or("").trim_end_matches('/');
+            crate::lease::validate_lease_id(prefix)?;
+            for id in active.leases.ids_under(&format!("{prefix}/")).await? {
+                match revoke_lease(active, &id).await {
+                    Ok(()) => {}
+                    Err(_) if force => active.leases.delete(&id).await?,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Response::default())
+        }
+        ("leases/tidy", Operation::Update) => {
+            let mut removed = 0u64;
+            for id in active.leases.ids_under("").await? {
+                if let Some(l) = active.leases.get(&id).await? {
+                    if let Some(h) = &l.token_hash {
+                        if active.tokens.lookup_hash(h).await?.is_none() {
+                            active.leases.delete(&id).await?;
+                            removed += 1;
+                        }
+                    }
+                }
+            }
+            Ok(Response::default().with_warning(format!(
+                "Tidy operation completed: removed {removed} leases whose tokens no longer exist."
+            )))
+        }
         ("rotate", Operation::Update) => {
             core.barrier().rotate().await?;
             Ok(Response::default())
@@ -212,6 +348,27 @@ pub(crate) async fn dispatch(
             _,
         ) => Err(CoreError::unsupported_operation()),
         _ => Err(CoreError::unsupported_path(&req.path)),
+    }
+}
+
+fn lease_id_param(d: &Map<String, Value>) -> Result<String> {
+    let id = str_param(d, "lease_id")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CoreError::invalid("lease_id must be specified"))?
+        .to_string();
+    crate::lease::validate_lease_id(&id)?;
+    Ok(id)
+}
+
+/// Revoke one lease: a token's lease revokes the token (and its children).
+async fn revoke_lease(active: &Active, id: &str) -> Result<()> {
+    match active.leases.get(id).await? {
+        Some(l) => match &l.token_hash {
+            Some(h) => active.tokens.revoke_tree(h).await,
+            None => active.leases.delete(id).await,
+        },
+        // revoking an unknown lease succeeds, as in Vault
+        None => Ok(()),
     }
 }
 

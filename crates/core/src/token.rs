@@ -3,6 +3,7 @@
 
 use crate::barrier::{random_bytes, View};
 use crate::error::{CoreError, Result};
+use crate::lease::{token_lease_id, Lease, Leases};
 use crate::util::unix_now;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,9 @@ pub struct TokenEntry {
     pub entity_id: String,
     #[serde(default)]
     pub bound_cidrs: Vec<String>,
+    /// Renewal cap in seconds for this token (0 = the system's max lease TTL).
+    #[serde(default)]
+    pub max_ttl: u64,
 }
 
 impl fmt::Debug for TokenEntry {
@@ -122,20 +126,47 @@ pub struct NewToken {
     pub path: String,
     pub role: Option<String>,
     pub bound_cidrs: Vec<String>,
+    /// Renewal cap (0 = system max).
+    pub max_ttl: u64,
 }
 
 /// The token store, on its own barrier view (`sys/token/`).
+/// The token store, on the system view (`sys/`): tokens under `token/`, their leases under
+/// `expire/id/`, their cubbyholes under `cubbyhole/<hash>/`.
 pub struct TokenStore {
     view: View,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    leases: Arc<Leases>,
+}
+
+/// Storage key (under the system view) of a token's lease.
+fn lease_key(e: &TokenEntry) -> String {
+    format!("expire/id/{}", token_lease_id(&e.path, &e.hash))
+}
+
+fn lease_of(e: &TokenEntry) -> Option<Lease> {
+    e.expire_time.map(|expire_time| Lease {
+        lease_id: token_lease_id(&e.path, &e.hash),
+        issue_time: e.creation_time,
+        expire_time,
+        last_renewal: None,
+        renewable: e.renewable,
+        token_hash: Some(e.hash.clone()),
+    })
 }
 
 impl TokenStore {
-    pub fn new(view: View) -> Self {
+    pub fn new(view: View, leases: Arc<Leases>) -> Self {
         TokenStore {
             view,
             cache: RwLock::new(HashMap::new()),
+            leases,
         }
+    }
+
+    /// The cubbyhole of a token (its private storage, destroyed with it).
+    pub fn cubbyhole(&self, hash: &str) -> View {
+        self.view.sub(&format!("cubbyhole/{hash}/"))
     }
 
     pub fn view(&self) -> &View {
@@ -154,7 +185,7 @@ impl TokenStore {
             None => format!("hvs.{}", random_base62(24)?),
         };
         let hash = hash_token(&token);
-        if self.view.get(&format!("id/{hash}")).await?.is_some() {
+        if self.view.get(&format!("token/id/{hash}")).await?.is_some() {
             return Err(CoreError::invalid(
                 "cannot create a token with a duplicate ID",
             ));
@@ -186,21 +217,29 @@ impl TokenStore {
             role: p.role,
             entity_id: String::new(),
             bound_cidrs: p.bound_cidrs,
+            max_ttl: p.max_ttl,
         };
         let mut ops = vec![
-            put_json(format!("id/{hash}"), &entry)?,
+            put_json(format!("token/id/{hash}"), &entry)?,
             crate::barrier::BarrierOp::Put {
-                key: format!("accessor/{}", entry.accessor),
+                key: format!("token/accessor/{}", entry.accessor),
                 value: zeroize::Zeroizing::new(hash.clone().into_bytes()),
             },
         ];
+        let lease = lease_of(&entry);
+        if let Some(l) = &lease {
+            ops.push(put_json(lease_key(&entry), l)?);
+        }
         if let Some(parent) = &entry.parent {
             ops.push(crate::barrier::BarrierOp::Put {
-                key: format!("parent/{parent}/{hash}"),
+                key: format!("token/parent/{parent}/{hash}"),
                 value: zeroize::Zeroizing::new(Vec::new()),
             });
         }
         self.view.transaction(ops).await?;
+        if let Some(l) = &lease {
+            self.leases.schedule.push(l.expire_time, &l.lease_id);
+        }
         let entry = Arc::new(entry);
         self.cache.write().insert(hash, entry.clone());
         Ok((token, entry))
@@ -213,7 +252,7 @@ impl TokenStore {
             Some(e) => e,
             None => match self
                 .view
-                .get_json::<TokenEntry>(&format!("id/{hash}"))
+                .get_json::<TokenEntry>(&format!("token/id/{hash}"))
                 .await?
             {
                 Some(e) => {
@@ -244,7 +283,7 @@ impl TokenStore {
         }
         Ok(self
             .view
-            .get(&format!("accessor/{accessor}"))
+            .get(&format!("token/accessor/{accessor}"))
             .await?
             .and_then(|b| String::from_utf8(b.to_vec()).ok()))
     }
@@ -257,14 +296,29 @@ impl TokenStore {
     }
 
     pub async fn list_accessors(&self) -> Result<Vec<String>> {
-        self.view.list("accessor/").await
+        self.view.list("token/accessor/").await
     }
 
     /// Persist a changed entry (renewal, use count) and refresh the cache.
     pub async fn save(&self, entry: TokenEntry) -> Result<Arc<TokenEntry>> {
-        self.view
-            .put_json(&format!("id/{}", entry.hash), &entry)
-            .await?;
+        self.save_inner(entry, false).await
+    }
+
+    async fn save_inner(&self, entry: TokenEntry, renewed: bool) -> Result<Arc<TokenEntry>> {
+        let mut ops = vec![put_json(format!("token/id/{}", entry.hash), &entry)?];
+        let lease = lease_of(&entry).map(|mut l| {
+            if renewed {
+                l.last_renewal = Some(unix_now());
+            }
+            l
+        });
+        if let Some(l) = &lease {
+            ops.push(put_json(lease_key(&entry), l)?);
+        }
+        self.view.transaction(ops).await?;
+        if let Some(l) = &lease {
+            self.leases.schedule.push(l.expire_time, &l.lease_id);
+        }
         let entry = Arc::new(entry);
         self.cache.write().insert(entry.hash.clone(), entry.clone());
         Ok(entry)
@@ -279,7 +333,7 @@ impl TokenStore {
         // re-read the current count: the cached entry may be stale under concurrency
         let current = match self
             .view
-            .get_json::<TokenEntry>(&format!("id/{}", entry.hash))
+            .get_json::<TokenEntry>(&format!("token/id/{}", entry.hash))
             .await?
         {
             Some(e) => e,
@@ -303,7 +357,7 @@ impl TokenStore {
         let mut stack = vec![hash.to_string()];
         let mut order = Vec::new();
         while let Some(h) = stack.pop() {
-            for child in self.view.list(&format!("parent/{h}/")).await? {
+            for child in self.view.list(&format!("token/parent/{h}/")).await? {
                 stack.push(child.trim_end_matches('/').to_string());
             }
             order.push(h);
@@ -317,18 +371,20 @@ impl TokenStore {
 
     /// Revoke only this token; its children become orphans.
     pub async fn revoke_orphan(&self, hash: &str) -> Result<()> {
-        for child in self.view.list(&format!("parent/{hash}/")).await? {
+        for child in self.view.list(&format!("token/parent/{hash}/")).await? {
             let child = child.trim_end_matches('/').to_string();
             if let Some(mut e) = self
                 .view
-                .get_json::<TokenEntry>(&format!("id/{child}"))
+                .get_json::<TokenEntry>(&format!("token/id/{child}"))
                 .await?
             {
                 e.parent = None;
                 e.orphan = true;
                 self.save(e).await?;
             }
-            self.view.delete(&format!("parent/{hash}/{child}")).await?;
+            self.view
+                .delete(&format!("token/parent/{hash}/{child}"))
+                .await?;
         }
         self.revoke_one(hash).await
     }
@@ -338,25 +394,31 @@ impl TokenStore {
         self.cache.write().remove(hash);
         if let Some(e) = self
             .view
-            .get_json::<TokenEntry>(&format!("id/{hash}"))
+            .get_json::<TokenEntry>(&format!("token/id/{hash}"))
             .await?
         {
             let mut ops = vec![
                 crate::barrier::BarrierOp::Delete {
-                    key: format!("id/{hash}"),
+                    key: format!("token/id/{hash}"),
                 },
                 crate::barrier::BarrierOp::Delete {
-                    key: format!("accessor/{}", e.accessor),
+                    key: format!("token/accessor/{}", e.accessor),
                 },
             ];
             if let Some(p) = &e.parent {
                 ops.push(crate::barrier::BarrierOp::Delete {
-                    key: format!("parent/{p}/{hash}"),
+                    key: format!("token/parent/{p}/{hash}"),
                 });
             }
+            ops.push(crate::barrier::BarrierOp::Delete { key: lease_key(&e) });
             self.view.transaction(ops).await?;
         }
-        self.view.delete_prefix(&format!("parent/{hash}/")).await?;
+        self.view
+            .delete_prefix(&format!("cubbyhole/{hash}/"))
+            .await?;
+        self.view
+            .delete_prefix(&format!("token/parent/{hash}/"))
+            .await?;
         self.cache.write().remove(hash);
         Ok(())
     }
@@ -383,6 +445,7 @@ impl TokenStore {
         } else {
             e.ttl
         };
+        let max_ttl = if e.max_ttl > 0 { e.max_ttl } else { max_ttl };
         if e.period == 0 && max_ttl > 0 {
             let max_expire = e.creation_time + max_ttl as f64;
             ttl = ttl.min(((max_expire - now).max(0.0)) as u64);
@@ -393,7 +456,7 @@ impl TokenStore {
         }
         e.expire_time = Some(now + ttl as f64);
         e.ttl = ttl;
-        self.save(e).await
+        self.save_inner(e, true).await
     }
 
     /// Forget all cached entries (on seal).

@@ -133,6 +133,41 @@ pub fn validate_path(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Parse a list of CIDR blocks (a bare address counts as a single-host block).
+pub fn parse_cidrs(list: &[String]) -> Result<Vec<ipnet::IpNet>> {
+    list.iter()
+        .map(|c| {
+            let c = c.trim();
+            c.parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| CoreError::invalid(format!("invalid CIDR block {c:?}")))
+        })
+        .collect()
+}
+
+/// Whether `addr` is inside one of `cidrs` (an empty list allows every address; an unknown
+/// address is refused when the list is not empty).
+pub fn cidrs_allow(cidrs: &[String], addr: Option<std::net::IpAddr>) -> bool {
+    if cidrs.is_empty() {
+        return true;
+    }
+    let Some(addr) = addr else {
+        return false;
+    };
+    // IPv4-mapped IPv6 peers match IPv4 blocks
+    let addr = match addr {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(addr),
+        v4 => v4,
+    };
+    match parse_cidrs(cidrs) {
+        Ok(nets) => nets.iter().any(|n| n.contains(&addr)),
+        Err(_) => false,
+    }
+}
+
 /// Read an optional boolean parameter that may be sent as a bool, a string or a number.
 pub fn value_as_bool(v: &Value) -> Option<bool> {
     match v {

@@ -3,6 +3,7 @@
 mod audit;
 mod common;
 mod kv;
+mod leases;
 mod policy;
 mod seal;
 mod storage;

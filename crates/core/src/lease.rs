@@ -1,0 +1,218 @@
+//! Leases and the expiration manager. Every expiring token has a lease (id
+//! `<creation path>/<token hash>`), stored under the barrier so it survives restarts; a
+//! background task revokes each lease when it expires, whether or not anyone uses it again.
+
+use crate::barrier::View;
+use crate::error::{CoreError, Result};
+use crate::util::{format_unix, unix_now};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A stored lease.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Lease {
+    pub lease_id: String,
+    pub issue_time: f64,
+    pub expire_time: f64,
+    #[serde(default)]
+    pub last_renewal: Option<f64>,
+    pub renewable: bool,
+    /// For a token's lease: the token's hash.
+    #[serde(default)]
+    pub token_hash: Option<String>,
+}
+
+impl Lease {
+    /// What `sys/leases/lookup` answers.
+    pub fn lookup_data(&self) -> serde_json::Map<String, serde_json::Value> {
+        let now = unix_now();
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), self.lease_id.clone().into());
+        m.insert("issue_time".into(), format_unix(self.issue_time).into());
+        m.insert("expire_time".into(), format_unix(self.expire_time).into());
+        m.insert(
+            "last_renewal".into(),
+            self.last_renewal
+                .map(|t| serde_json::Value::String(format_unix(t)))
+                .unwrap_or(serde_json::Value::Null),
+        );
+        m.insert("renewable".into(), self.renewable.into());
+        m.insert(
+            "ttl".into(),
+            ((self.expire_time - now).max(0.0).ceil() as u64).into(),
+        );
+        m
+    }
+}
+
+/// The lease id of a token created at `path` (e.g. `auth/token/create`).
+pub fn token_lease_id(path: &str, hash: &str) -> String {
+    format!("{}/{hash}", path.trim_end_matches('/'))
+}
+
+/// Reject lease ids that could escape the lease namespace.
+pub fn validate_lease_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 1024 {
+        return Err(CoreError::invalid("invalid lease ID"));
+    }
+    crate::util::validate_path(id)
+}
+
+/// In-memory schedule of lease expiries (expire time in ms, lease id); the stored lease is the
+/// truth, so a stale entry (renewed or revoked lease) is re-checked when it comes due.
+#[derive(Default)]
+pub struct Schedule {
+    due: Mutex<BTreeSet<(u64, String)>>,
+    wake: Notify,
+}
+
+impl Schedule {
+    pub fn push(&self, expire_time: f64, lease_id: &str) {
+        let ms = (expire_time * 1000.0).max(0.0) as u64;
+        self.due.lock().insert((ms, lease_id.to_string()));
+        self.wake.notify_one();
+    }
+
+    fn next_due(&self) -> Option<u64> {
+        self.due.lock().iter().next().map(|(t, _)| *t)
+    }
+
+    fn take_due(&self, now_ms: u64) -> Vec<String> {
+        let mut due = self.due.lock();
+        let mut out = Vec::new();
+        while let Some(first) = due.iter().next().cloned() {
+            if first.0 > now_ms {
+                break;
+            }
+            due.remove(&first);
+            out.push(first.1);
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.due.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Lease storage (`sys/expire/id/<lease id>`) plus its schedule.
+pub struct Leases {
+    view: View,
+    pub schedule: Arc<Schedule>,
+}
+
+impl Leases {
+    pub fn new(view: View) -> Self {
+        Leases {
+            view,
+            schedule: Arc::new(Schedule::default()),
+        }
+    }
+
+    /// The storage key of a lease (relative to the system view's `expire/id/`).
+    pub fn key(lease_id: &str) -> String {
+        lease_id.to_string()
+    }
+
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    pub async fn get(&self, lease_id: &str) -> Result<Option<Lease>> {
+        validate_lease_id(lease_id)?;
+        self.view.get_json(&Self::key(lease_id)).await
+    }
+
+    pub async fn put(&self, lease: &Lease) -> Result<()> {
+        self.view
+            .put_json(&Self::key(&lease.lease_id), lease)
+            .await?;
+        self.schedule.push(lease.expire_time, &lease.lease_id);
+        Ok(())
+    }
+
+    pub async fn delete(&self, lease_id: &str) -> Result<()> {
+        self.view.delete(&Self::key(lease_id)).await
+    }
+
+    /// Every lease id under `prefix` (recursively).
+    pub async fn ids_under(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut stack = vec![prefix.to_string()];
+        while let Some(p) = stack.pop() {
+            for entry in self.view.list(&p).await? {
+                let full = format!("{p}{entry}");
+                if entry.ends_with('/') {
+                    stack.push(full);
+                } else {
+                    out.push(full);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Load every stored lease into the schedule (at unseal).
+    pub async fn load(&self) -> Result<usize> {
+        let ids = self.ids_under("").await?;
+        let n = ids.len();
+        for id in ids {
+            if let Some(l) = self.view.get_json::<Lease>(&id).await? {
+                self.schedule.push(l.expire_time, &l.lease_id);
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Run the expiration loop until `stop` fires: revoke each lease when it comes due, using
+/// `revoke` (which must delete the lease). Failed revocations are retried after a pause.
+pub async fn run_expiration<F, Fut>(
+    leases: Arc<Leases>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    revoke: F,
+) where
+    F: Fn(Lease) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    loop {
+        let now_ms = (unix_now() * 1000.0) as u64;
+        for id in leases.schedule.take_due(now_ms) {
+            match leases.view.get_json::<Lease>(&Leases::key(&id)).await {
+                Ok(Some(lease)) => {
+                    if lease.expire_time * 1000.0 > now_ms as f64 + 1.0 {
+                        // renewed since it was scheduled
+                        leases.schedule.push(lease.expire_time, &lease.lease_id);
+                        continue;
+                    }
+                    if let Err(e) = revoke(lease.clone()).await {
+                        tracing::warn!(lease = %id, error = %e, "lease revocation failed; retrying");
+                        leases.schedule.push(unix_now() + 5.0, &id);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(lease = %id, error = %e, "cannot read lease; retrying");
+                    leases.schedule.push(unix_now() + 5.0, &id);
+                }
+            }
+        }
+        let sleep_ms = match leases.schedule.next_due() {
+            Some(t) => t.saturating_sub((unix_now() * 1000.0) as u64).min(60_000),
+            None => 60_000,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms)) => {}
+            _ = leases.schedule.wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
