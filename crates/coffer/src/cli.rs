@@ -5,16 +5,22 @@
 //! [`argv::rewrite_args`]. Exit codes: 0 success, 1 failure (server or network error), 2 usage
 //! error (and, as in Vault, "no value found" and `status` on a sealed server).
 //!
+//! `-wrap-ttl=DUR` on any client command asks the server to wrap the response in a single-use
+//! token (`X-Vault-Wrap-TTL`); the command then prints only `wrap_info`, and `coffer unwrap`
+//! reads the response back.
+//!
 //! Layout: `client` (address/token/TLS and the request helper), `output` (tables, JSON, fields),
 //! `data` (`key=value` arguments), and one module per command group.
 
 mod argv;
 mod audit;
+mod auth;
 mod client;
 mod data;
 mod error;
 mod generic;
 mod kv;
+mod lease;
 mod operator;
 mod output;
 mod policy;
@@ -84,6 +90,10 @@ enum Command {
     Policy(policy::PolicyCmd),
     /// Manage secrets engine mounts
     Secrets(secrets::SecretsCmd),
+    /// Manage auth method mounts
+    Auth(auth::AuthCmd),
+    /// Look up, renew and revoke leases
+    Lease(lease::LeaseCmd),
     /// Initialise, unseal, seal and inspect the server
     Operator(operator::OperatorCmd),
     /// Show the seal status (exit code 2 when sealed)
@@ -96,6 +106,8 @@ enum Command {
     List(generic::ListCmd),
     /// Delete any API path
     Delete(generic::DeleteCmd),
+    /// Read a wrapped response with its wrapping token
+    Unwrap(generic::UnwrapCmd),
     /// Manage audit devices and verify audit logs
     Audit(audit::AuditCmd),
     /// Print the version
@@ -169,6 +181,9 @@ fn run(cli: Cli) -> CliResult {
         Command::Token(cmd) => token::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Secrets(cmd) => secrets::run(cmd),
+        Command::Auth(cmd) => auth::run(cmd),
+        Command::Lease(cmd) => lease::run(cmd),
+        Command::Unwrap(cmd) => generic::run_unwrap(cmd),
         Command::Operator(cmd) => operator::run(cmd),
         Command::Status(cmd) => operator::run_status(cmd),
         Command::Read(cmd) => generic::run_read(cmd),
@@ -269,11 +284,13 @@ mod tests {
             "-field=password",
             "-mount=secret",
             "-version=3",
+            "-wrap-ttl=5m",
             "foo",
         ]) else {
             panic!("not kv")
         };
         assert_eq!(cmd.client.format.as_deref(), Some("json"));
+        assert_eq!(cmd.client.wrap_ttl.as_deref(), Some("5m"));
         assert_eq!(cmd.client.address.as_deref(), Some("https://h:8200"));
         assert_eq!(cmd.client.tls_skip_verify, Some(true));
         assert_eq!(cmd.client.field.as_deref(), Some("password"));
@@ -352,6 +369,39 @@ mod tests {
             &["status", "-format=json"][..],
             &["login", "-no-store", "tok"][..],
             &["login", "-method=userpass", "username=bob"][..],
+            &[
+                "login",
+                "-method=approle",
+                "-path=ar",
+                "-no-store",
+                "role_id=r",
+                "secret_id=-",
+            ][..],
+            &["login", "-token-only", "-wrap-ttl=5m", "tok"][..],
+            &[
+                "auth",
+                "enable",
+                "-path=people",
+                "-description=d",
+                "userpass",
+            ][..],
+            &["auth", "disable", "people"][..],
+            &["auth", "list", "-format=json"][..],
+            &["auth", "list", "-detailed"][..],
+            &[
+                "auth",
+                "tune",
+                "-default-lease-ttl=1h",
+                "-max-lease-ttl=2h",
+                "-description=x",
+                "people",
+            ][..],
+            &["lease", "lookup", "auth/token/create/abc"][..],
+            &["lease", "renew", "-increment=1h", "auth/token/create/abc"][..],
+            &["lease", "revoke", "-prefix", "-force", "auth/token/create"][..],
+            &["unwrap"][..],
+            &["unwrap", "-field=pw", "-format=json", "wt"][..],
+            &["read", "-wrap-ttl=5m", "secret/x"][..],
             &["policy", "write", "web", "-"][..],
             &["policy", "read", "web"][..],
             &["policy", "list"][..],
@@ -422,6 +472,9 @@ mod tests {
         assert_eq!(exit_code(&["kv", "put", "secret/x"]), 2);
         assert_eq!(exit_code(&["server", "-dev=maybe"]), 2);
         assert_eq!(exit_code(&["kv", "get", "-version=x", "secret/x"]), 2);
+        assert_eq!(exit_code(&["lease", "lookup"]), 2);
+        assert_eq!(exit_code(&["auth", "enable"]), 2);
+        assert_eq!(exit_code(&["unwrap", "a", "b"]), 2);
     }
 
     #[test]
@@ -437,6 +490,8 @@ mod tests {
         // Usage errors found after parsing are code 2 as well, before any request is made.
         assert_eq!(run(&["kv", "get", "-format=yaml", "secret/x"]), 2);
         assert_eq!(run(&["read", "-address=not-a-url", "secret/x"]), 2);
+        assert_eq!(run(&["read", "-wrap-ttl=soon", "secret/x"]), 2);
+        assert_eq!(run(&["lease", "revoke", "-force", "x"]), 2);
         // An unreachable server is code 1.
         assert_eq!(run(&["read", "-address=http://127.0.0.1:9", "secret/x"]), 1);
         assert_eq!(

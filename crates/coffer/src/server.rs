@@ -26,6 +26,8 @@ pub fn engine_registry() -> EngineRegistry {
     let mut r = EngineRegistry::new();
     r.register("kv", coffer_engines::kv_factory());
     r.register("kv-v2", coffer_engines::kv_factory());
+    r.register("approle", coffer_engines::approle_factory());
+    r.register("userpass", coffer_engines::userpass_factory());
     r
 }
 
@@ -77,6 +79,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServerArgs, cfg: ServerConfig) -> anyhow::Result<()> {
+    // take over the signals before anything can be served: a SIGHUP's default action would
+    // otherwise end the process
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let backend: Arc<dyn Backend> = match &cfg.storage {
         StorageConfig::Inmem => Arc::new(InmemBackend::new()),
         StorageConfig::File { path } => Arc::new(
@@ -154,10 +162,6 @@ async fn serve(args: ServerArgs, cfg: ServerConfig) -> anyhow::Result<()> {
     }
     let hup_core = core.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
         while hup.recv().await.is_some() {
             if let Ok(active) = hup_core.active() {
                 match active.audit.reopen().await {
@@ -167,7 +171,10 @@ async fn serve(args: ServerArgs, cfg: ServerConfig) -> anyhow::Result<()> {
             }
         }
     });
-    shutdown_signal().await;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
     tracing::info!("shutting down");
     let _ = tx.send(true);
     for t in tasks {
@@ -175,19 +182,4 @@ async fn serve(args: ServerArgs, cfg: ServerConfig) -> anyhow::Result<()> {
     }
     let _ = core.seal().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
 }

@@ -127,6 +127,9 @@ pub fn lookup_data(e: &TokenEntry, id: Option<&str>) -> Map<String, Value> {
     if let Some(r) = &e.role {
         m.insert("role".into(), r.clone().into());
     }
+    if !e.bound_cidrs.is_empty() {
+        m.insert("bound_cidrs".into(), json!(e.bound_cidrs));
+    }
     m
 }
 
@@ -191,6 +194,11 @@ impl TokenEngine {
         if no_parent && !is_root && !orphan_path {
             return Err(CoreError::invalid(
                 "root or sudo privileges required to create orphan token",
+            ));
+        }
+        if param_str(d, "id")?.is_some_and(|id| id.contains('.')) {
+            return Err(CoreError::invalid(
+                "token IDs can not contain a '.' character",
             ));
         }
         if param_str(d, "id")?.is_some() && !is_root {

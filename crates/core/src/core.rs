@@ -273,11 +273,12 @@ impl Core {
                     return self.seal_status().await;
                 }
                 let share = decode_key(key)?;
-                if progress
-                    .shares
-                    .iter()
-                    .any(|s| s.as_slice() == share.as_slice())
-                {
+                if progress.shares.iter().any(|s| {
+                    bool::from(subtle::ConstantTimeEq::ct_eq(
+                        s.as_slice(),
+                        share.as_slice(),
+                    ))
+                }) {
                     // Vault ignores a repeated share
                 } else {
                     if progress.shares.is_empty() {

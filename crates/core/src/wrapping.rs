@@ -29,7 +29,8 @@ struct Stored {
 #[derive(Serialize, Deserialize)]
 struct Meta {
     creation_path: String,
-    creation_time: f64,
+    /// RFC 3339, kept as text so lookups print exactly what wrap_info said.
+    creation_time: String,
     creation_ttl: u64,
 }
 
@@ -77,14 +78,14 @@ pub async fn wrap(active: &Active, resp: Response, path: &str, ttl: u64) -> Resu
     let bytes = Zeroizing::new(
         serde_json::to_vec(&stored).map_err(|e| CoreError::internal(e.to_string()))?,
     );
-    let now = unix_now();
+    let now = format_unix(unix_now());
     cubby.put("response", &bytes).await?;
     cubby
         .put_json(
             "meta",
             &Meta {
                 creation_path: path.to_string(),
-                creation_time: now,
+                creation_time: now.clone(),
                 creation_ttl: ttl,
             },
         )
@@ -94,7 +95,7 @@ pub async fn wrap(active: &Active, resp: Response, path: &str, ttl: u64) -> Resu
             token,
             accessor: entry.accessor.clone(),
             ttl,
-            creation_time: format_unix(now),
+            creation_time: now,
             creation_path: path.to_string(),
             wrapped_accessor,
         }),
@@ -179,7 +180,7 @@ pub async fn lookup(active: &Active, token: &str) -> Result<Response> {
         .ok_or_else(invalid)?;
     Ok(Response::from_value(serde_json::json!({
         "creation_path": meta.creation_path,
-        "creation_time": format_unix(meta.creation_time),
+        "creation_time": meta.creation_time,
         "creation_ttl": meta.creation_ttl,
     })))
 }

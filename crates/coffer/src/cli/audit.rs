@@ -6,7 +6,8 @@ use serde_json::{json, Map, Value};
 use super::client::{env_nonempty, Client, ClientOpts};
 use super::data::parse_key_value;
 use super::error::{CliError, CliResult, EXIT_FAILURE};
-use super::output::{json_pretty, print_out, Format};
+use super::generic::print_secret;
+use super::output::{is_wrapped, json_pretty, print_out, Format};
 
 #[derive(Args, Debug)]
 #[command(subcommand_required = true, arg_required_else_help = true)]
@@ -72,6 +73,9 @@ pub fn run(cmd: AuditCmd) -> CliResult {
                 .call("GET", "sys/audit", None)
                 .map_err(|e| e.context("listing audit devices"))?
                 .unwrap_or(Value::Null);
+            if is_wrapped(&body) {
+                return print_secret(&body, format, cmd.client.field.as_deref());
+            }
             let data = body.get("data").cloned().unwrap_or(Value::Null);
             if format == Format::Json {
                 print_out(&json_pretty(&data));
@@ -141,7 +145,7 @@ fn verify(opts: &ClientOpts, args: &AuditVerify) -> CliResult {
                 Some(d) => d.trim_matches('/').to_string(),
                 None => {
                     let body = client
-                        .call("GET", "sys/audit", None)
+                        .call_unwrapped("GET", "sys/audit", None)
                         .map_err(|e| e.context("listing audit devices"))?
                         .unwrap_or(Value::Null);
                     let names: Vec<String> = body
@@ -162,8 +166,9 @@ fn verify(opts: &ClientOpts, args: &AuditVerify) -> CliResult {
                     }
                 }
             };
+            // the CLI's own lookups: never wrapped, even with -wrap-ttl
             let body = client
-                .call("GET", &format!("sys/audit-chain/{device}"), None)
+                .call_unwrapped("GET", &format!("sys/audit-chain/{device}"), None)
                 .map_err(|e| e.context("reading the audit chain key"))?
                 .unwrap_or(Value::Null);
             let data = body.get("data").cloned().unwrap_or(Value::Null);

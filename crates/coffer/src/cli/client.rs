@@ -62,6 +62,11 @@ pub struct ClientOpts {
     /// Print only this field of the response, raw
     #[arg(long, global = true, value_name = "NAME")]
     pub field: Option<String>,
+
+    /// Wrap the response in a single-use token valid this long (e.g. 5m); prints only the
+    /// wrapping token, for `coffer unwrap` [env: COFFER_WRAP_TTL, VAULT_WRAP_TTL]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub wrap_ttl: Option<String>,
 }
 
 impl ClientOpts {
@@ -78,6 +83,52 @@ impl ClientOpts {
             }),
         }
     }
+
+    /// The wrap TTL: `-wrap-ttl`, else `COFFER_WRAP_TTL`, else `VAULT_WRAP_TTL`; checked for
+    /// duration syntax here, for range by the server.
+    pub fn wrap_ttl(&self) -> Result<Option<String>, CliError> {
+        let chosen = self
+            .wrap_ttl
+            .clone()
+            .or_else(|| first_env(&env_nonempty, &["COFFER_WRAP_TTL", "VAULT_WRAP_TTL"]));
+        match chosen.map(|t| t.trim().to_string()) {
+            None => Ok(None),
+            Some(text) if is_duration(&text) => Ok(Some(text)),
+            Some(text) => Err(CliError::usage(format!(
+                "Invalid wrap TTL {text:?}: expected a duration such as 300, 30s, 5m or 1h"
+            ))),
+        }
+    }
+}
+
+/// Whether `text` is a duration as Vault's flags take it: whole seconds (`300`) or Go duration
+/// syntax (`30s`, `1h30m`, `1.5h`).
+pub fn is_duration(text: &str) -> bool {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    let mut rest = text;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number = &rest[..number_len];
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return false;
+        }
+        rest = &rest[number_len..];
+        let Some(unit) = ["ns", "us", "µs", "ms", "s", "m", "h", "d"]
+            .into_iter()
+            .find(|u| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))
+        else {
+            return false;
+        };
+        rest = &rest[unit.len()..];
+    }
+    true
 }
 
 /// Reads an environment variable; unset, empty and non-UTF-8 values all count as unset.
@@ -269,6 +320,9 @@ pub struct Client {
     base: Url,
     token: Option<Zeroizing<String>>,
     namespace: Option<String>,
+    /// Sent as `X-Vault-Wrap-TTL` on every request but the internal ones (see
+    /// [`Client::request_unwrapped`]).
+    wrap_ttl: Option<String>,
 }
 
 impl Client {
@@ -288,18 +342,35 @@ impl Client {
             .namespace
             .clone()
             .or_else(|| first_env(&env_nonempty, &["COFFER_NAMESPACE", "VAULT_NAMESPACE"]));
+        let wrap_ttl = opts.wrap_ttl()?;
         let http = build_http(opts)?;
         Ok(Client {
             http,
             base,
             token,
             namespace,
+            wrap_ttl,
         })
     }
 
     /// Uses `token` instead of the configured one.
     pub fn set_token(&mut self, token: &str) {
         self.token = Some(Zeroizing::new(token.to_string()));
+    }
+
+    /// Sends no token at all (logins with a method other than `token`, as Vault's CLI does).
+    pub fn clear_token(&mut self) {
+        self.token = None;
+    }
+
+    /// Whether a token is configured.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Stops requesting wrapped responses (e.g. after a wrapped login was unwrapped).
+    pub fn stop_wrapping(&mut self) {
+        self.wrap_ttl = None;
     }
 
     /// The URL of an API path (`secret/data/x` → `<address>/v1/secret/data/x`), each segment
@@ -319,13 +390,37 @@ impl Client {
         url
     }
 
-    /// Sends a request; any HTTP status is `Ok`, only transport failures are `Err`.
+    /// Sends a request (wrapped if `-wrap-ttl` was given); any HTTP status is `Ok`, only
+    /// transport failures are `Err`.
     pub fn request(
         &self,
         method: &str,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+    ) -> Result<ApiResponse, RequestError> {
+        self.send(method, path, query, body, self.wrap_ttl.as_deref())
+    }
+
+    /// Like [`Client::request`], never wrapped: for the CLI's own lookups (a kv mount's version,
+    /// a token's properties) whose answers it must read itself.
+    pub fn request_unwrapped(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<ApiResponse, RequestError> {
+        self.send(method, path, query, body, None)
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        wrap_ttl: Option<&str>,
     ) -> Result<ApiResponse, RequestError> {
         let url = self.url(path, query);
         let url_text = url.to_string();
@@ -345,6 +440,9 @@ impl Client {
         }
         if let Some(namespace) = &self.namespace {
             request = request.header("X-Vault-Namespace", namespace.as_str());
+        }
+        if let Some(ttl) = wrap_ttl {
+            request = request.header("X-Vault-Wrap-TTL", ttl);
         }
         if let Some(body) = body {
             let content_type = if method == "PATCH" {
@@ -383,6 +481,17 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Option<Value>, RequestError> {
         self.request(method, path, &[], body)?.into_result()
+    }
+
+    /// [`Client::call`] without wrapping.
+    pub fn call_unwrapped(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, RequestError> {
+        self.request_unwrapped(method, path, &[], body)?
+            .into_result()
     }
 }
 
@@ -526,6 +635,26 @@ mod tests {
             Some("stored")
         );
         assert_eq!(resolve_token(&env_of(&[]), &|| None), None);
+    }
+
+    #[test]
+    fn durations() {
+        for ok in ["300", "30s", "5m", "1h30m", "1.5h", "100ms", "2d"] {
+            assert!(is_duration(ok), "{ok}");
+        }
+        for bad in ["", "5x", "m", "1h-", "1..5h", "-5m", "5 m"] {
+            assert!(!is_duration(bad), "{bad}");
+        }
+        let opts = ClientOpts {
+            wrap_ttl: Some("soon".into()),
+            ..ClientOpts::default()
+        };
+        assert_eq!(opts.wrap_ttl().err().map(|e| e.code), Some(2));
+        let opts = ClientOpts {
+            wrap_ttl: Some(" 5m ".into()),
+            ..ClientOpts::default()
+        };
+        assert_eq!(opts.wrap_ttl().ok().flatten().as_deref(), Some("5m"));
     }
 
     #[test]

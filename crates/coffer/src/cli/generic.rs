@@ -1,15 +1,16 @@
-//! The generic commands `read`, `write`, `list` and `delete` on any API path (`/v1/<path>`).
+//! The generic commands `read`, `write`, `list` and `delete` on any API path (`/v1/<path>`),
+//! and `unwrap`, which reads a wrapped response.
 
 use clap::Args;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::client::{parse_go_bool, Client, ClientOpts};
-use super::data::parse_data_args_from_env;
+use super::data::{parse_data_args_from_env, read_secret};
 use super::error::{CliError, CliResult, EXIT_USAGE};
 use super::kv::list_keys;
 use super::output::{
-    field_text, normalize_secret, print_out, print_raw, print_warnings, raw_field, render_secret,
-    Format,
+    field_text, normalize_secret, print_out, print_raw, print_warnings, raw_field, render_list,
+    render_secret, Format,
 };
 
 #[derive(Args, Debug)]
@@ -53,6 +54,16 @@ pub struct DeleteCmd {
     pub params: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct UnwrapCmd {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Wrapping token (- to read it from stdin); without it, the token in use is taken as the
+    /// wrapping token
+    #[arg(value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
 fn api_path(path: &str) -> Result<String, CliError> {
     let trimmed = path.trim().trim_start_matches('/');
     let trimmed = trimmed.strip_prefix("v1/").unwrap_or(trimmed);
@@ -78,7 +89,7 @@ fn query_params(params: &[String]) -> Result<Vec<(&str, String)>, CliError> {
 }
 
 /// Prints a response (a `-field`, or the whole response) in the chosen format.
-fn print_secret(secret: &Value, format: Format, field: Option<&str>) -> CliResult {
+pub fn print_secret(secret: &Value, format: Format, field: Option<&str>) -> CliResult {
     if let Some(field) = field {
         return match raw_field(secret, field) {
             Some(v) => {
@@ -164,6 +175,51 @@ pub fn run_write(cmd: WriteCmd) -> CliResult {
     }
 }
 
+/// The body of an unwrap request: the wrapping token, if one was given (otherwise the request's
+/// own token is the wrapping token).
+fn unwrap_body(token: Option<&str>) -> Result<Option<Value>, CliError> {
+    let Some(arg) = token.map(str::trim) else {
+        return Ok(None);
+    };
+    let token = read_secret(Some(arg), "")
+        .map_err(|e| CliError::failure(format!("Error reading the wrapping token: {e}")))?;
+    if token.is_empty() {
+        return Err(CliError::usage("The wrapping token must not be empty"));
+    }
+    Ok(Some(json!({ "token": token.as_str() })))
+}
+
+pub fn run_unwrap(cmd: UnwrapCmd) -> CliResult {
+    let format = cmd.client.format()?;
+    let body = unwrap_body(cmd.token.as_deref())?;
+    let client = Client::from_opts(&cmd.client)?;
+    if body.is_none() && !client.has_token() {
+        return Err(CliError::usage(
+            "No wrapping token: give it as an argument, or as the token in use (COFFER_TOKEN)",
+        ));
+    }
+    let secret = client
+        .call("POST", "sys/wrapping/unwrap", body.as_ref())
+        .map_err(|e| e.context("unwrapping"))?
+        .ok_or_else(|| CliError::with_code(EXIT_USAGE, "Could not find wrapped response"))?;
+    let field = cmd.client.field.as_deref();
+    // A wrapped list prints as a list, as `coffer list` would have.
+    let keys = secret
+        .get("data")
+        .and_then(|d| d.get("keys"))
+        .and_then(Value::as_array);
+    match keys {
+        Some(keys) if field.is_none() => {
+            if format == Format::Table {
+                print_warnings(&secret);
+            }
+            print_out(&render_list(keys, format));
+            Ok(0)
+        }
+        _ => print_secret(&secret, format, field),
+    }
+}
+
 pub fn run_list(cmd: ListCmd) -> CliResult {
     let format = cmd.client.format()?;
     let client = Client::from_opts(&cmd.client)?;
@@ -207,5 +263,15 @@ mod tests {
             ])
         );
         assert!(query_params(&["oops".to_string()]).is_err());
+    }
+
+    #[test]
+    fn unwrap_bodies() {
+        assert_eq!(unwrap_body(None).ok(), Some(None));
+        assert_eq!(
+            unwrap_body(Some(" wt ")).ok(),
+            Some(Some(json!({"token": "wt"})))
+        );
+        assert_eq!(unwrap_body(Some("")).err().map(|e| e.code), Some(2));
     }
 }

@@ -8,8 +8,8 @@ use super::client::{parse_go_bool, Client, ClientOpts, RequestError};
 use super::data::{key_values_to_map, parse_data_args_from_env, parse_key_value};
 use super::error::{CliError, CliResult, EXIT_USAGE};
 use super::output::{
-    field_text, header_for_map, json_pretty, map_table, path_section, print_out, print_raw,
-    print_warnings, raw_field, render_list, render_secret, Format,
+    field_text, header_for_map, is_wrapped, json_pretty, map_table, path_section, print_out,
+    print_raw, print_warnings, raw_field, render_list, render_secret, Format,
 };
 
 #[derive(Args, Debug)]
@@ -220,14 +220,15 @@ pub fn resolve_target(path: &str, mount_flag: Option<&str>, lookup: Option<&Valu
 }
 
 /// Looks up the mount of `path` (or of `-mount`). A refused lookup falls back to the first
-/// segment and kv v2; an unreachable server is an error.
+/// segment and kv v2; an unreachable server is an error. The lookup is never wrapped: only the
+/// kv request itself is, with `-wrap-ttl`.
 fn lookup_target(client: &Client, path: &str, mount: Option<&str>) -> Result<KvTarget, CliError> {
     let probe = mount.unwrap_or(path).trim_matches('/');
     if probe.is_empty() {
         return Err(CliError::usage("Missing path (e.g. secret/foo)"));
     }
     let response = client
-        .request("GET", &format!("sys/internal/ui/mounts/{probe}"), &[], None)
+        .request_unwrapped("GET", &format!("sys/internal/ui/mounts/{probe}"), &[], None)
         .map_err(|e| e.context(&format!("looking up the mount of {probe}")))?;
     let data = if response.is_success() {
         response
@@ -319,12 +320,33 @@ impl Ctx<'_> {
         }
     }
 
-    /// Reads a secret; `None` for "no value" (a 404 without data).
+    /// Prints a wrapped response: its `wrap_info`, or the `-field` of it.
+    fn print_wrapped(&self, secret: &Value) -> CliResult {
+        if let Some(field) = self.field {
+            return self.print_field(secret, field, false);
+        }
+        print_warnings(secret);
+        print_out(&render_secret(secret, self.format).unwrap_or_default());
+        Ok(0)
+    }
+
+    /// Reads a secret (wrapped with `-wrap-ttl`); `None` for "no value" (a 404 without data).
     fn read(&self, path: &str, query: &[(&str, String)]) -> Result<Option<Value>, CliError> {
-        let response = self
-            .client
-            .request("GET", path, query, None)
-            .map_err(|e| e.context(&format!("reading {path}")))?;
+        self.read_as(path, query, true)
+    }
+
+    fn read_as(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        wrap: bool,
+    ) -> Result<Option<Value>, CliError> {
+        let response = if wrap {
+            self.client.request("GET", path, query, None)
+        } else {
+            self.client.request_unwrapped("GET", path, query, None)
+        }
+        .map_err(|e| e.context(&format!("reading {path}")))?;
         if response.status == 404 {
             // A deleted or destroyed v2 version answers 404 with its metadata.
             let body = response
@@ -349,6 +371,10 @@ impl Ctx<'_> {
         let Some(secret) = self.read(&path, &query)? else {
             return Err(not_found(&path));
         };
+        if is_wrapped(&secret) {
+            // Only the wrapping token came back: print it (`-field=wrapping_token` selects it).
+            return self.print_wrapped(&secret);
+        }
         if let Some(field) = self.field {
             if !target.v2 {
                 return self.print_field(&secret, field, false);
@@ -368,7 +394,7 @@ impl Ctx<'_> {
             }
             return self.print_field(data, field, true);
         }
-        if self.format == Format::Json || secret.get("wrap_info").is_some_and(|w| !w.is_null()) {
+        if self.format == Format::Json {
             print_out(&render_secret(&secret, self.format).unwrap_or_default());
             return Ok(0);
         }
@@ -484,8 +510,9 @@ impl Ctx<'_> {
                 return self.print_write_result(&target, &path, response);
             }
         }
-        // Read, merge and write back with check-and-set on the version read.
-        let Some(current) = self.read(&path, &[])? else {
+        // Read, merge and write back with check-and-set on the version read (only the write
+        // is wrapped).
+        let Some(current) = self.read_as(&path, &[], false)? else {
             return Err(not_found(&path));
         };
         let Some(Value::Object(mut merged)) =
@@ -584,6 +611,9 @@ impl Ctx<'_> {
         let Some(secret) = self.read(&path, &[])? else {
             return Err(not_found(&path));
         };
+        if is_wrapped(&secret) {
+            return self.print_wrapped(&secret);
+        }
         if let Some(field) = self.field {
             return self.print_field(&secret, field, false);
         }
@@ -673,7 +703,8 @@ fn metadata_body(args: &KvMetadataPut) -> Value {
     Value::Object(body)
 }
 
-/// `LIST path`, printing the keys; 404 is "No value found" (exit 2).
+/// `LIST path`, printing the keys (or, with `-wrap-ttl`, the wrapping token); 404 is
+/// "No value found" (exit 2).
 pub fn list_keys(client: &Client, path: &str, format: Format) -> CliResult {
     let response = client
         .request("LIST", path, &[], None)
@@ -684,6 +715,11 @@ pub fn list_keys(client: &Client, path: &str, format: Format) -> CliResult {
     let body = response
         .into_result()
         .map_err(|e: RequestError| e.context(&format!("listing {path}")))?;
+    if let Some(body) = body.as_ref().filter(|b| is_wrapped(b)) {
+        print_warnings(body);
+        print_out(&render_secret(body, format).unwrap_or_default());
+        return Ok(0);
+    }
     let keys = body
         .as_ref()
         .and_then(|b| b.get("data"))

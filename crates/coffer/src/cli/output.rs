@@ -314,6 +314,11 @@ pub fn secret_rows(secret: &Value) -> Vec<(String, String)> {
     rows
 }
 
+/// Whether a response is wrapped: it carries only `wrap_info` (the wrapping token).
+pub fn is_wrapped(secret: &Value) -> bool {
+    secret.get("wrap_info").is_some_and(Value::is_object)
+}
+
 /// A response rendered in `format`; `None` when a table would be empty.
 pub fn render_secret(secret: &Value, format: Format) -> Option<String> {
     match format {
@@ -553,6 +558,34 @@ version          1
         assert_eq!(raw_field(&secret, "token"), Some(json!("tok")));
         assert_eq!(raw_field(&secret, "token_accessor"), Some(json!("acc")));
         assert_eq!(raw_field(&secret, "nope"), None);
+    }
+
+    #[test]
+    fn wrapped_responses() {
+        let secret = json!({
+            "request_id": "r", "lease_id": "", "renewable": false, "lease_duration": 0,
+            "data": null, "auth": null, "warnings": null,
+            "wrap_info": {"token": "wt", "accessor": "wa", "ttl": 300,
+                          "creation_time": "2024-01-01T00:00:00Z", "creation_path": "secret/data/x",
+                          "wrapped_accessor": ""}
+        });
+        assert!(is_wrapped(&secret));
+        assert!(!is_wrapped(&json!({"wrap_info": null})));
+        let rows = secret_rows(&secret);
+        let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "wrapping_token:",
+                "wrapping_accessor:",
+                "wrapping_token_ttl:",
+                "wrapping_token_creation_time:",
+                "wrapping_token_creation_path:"
+            ]
+        );
+        assert_eq!(rows[2].1, "5m");
+        assert_eq!(raw_field(&secret, "wrapping_token"), Some(json!("wt")));
+        assert_eq!(raw_field(&secret, "wrapping_token_ttl"), Some(json!(300)));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use super::client::{parse_go_bool, Client, ClientOpts};
 use super::data::{key_values_to_map, parse_key_value};
 use super::error::{CliError, CliResult};
 use super::output::{
-    as_seconds, columns, go_display, json_pretty, print_out, print_warnings, sorted_entries, Format,
+    as_seconds, columns, go_display, is_wrapped, json_pretty, print_out, print_warnings,
+    render_secret, sorted_entries, Format,
 };
 
 #[derive(Args, Debug)]
@@ -97,7 +98,7 @@ pub struct SecretsTune {
     pub path: String,
 }
 
-fn mount_name(path: &str) -> Result<String, CliError> {
+pub(super) fn mount_name(path: &str) -> Result<String, CliError> {
     let trimmed = path.trim().trim_matches('/');
     if trimmed.is_empty() {
         return Err(CliError::usage("Mount path must not be empty"));
@@ -212,7 +213,7 @@ fn tune(client: &Client, args: &SecretsTune) -> CliResult {
 }
 
 /// The mounts of a `GET sys/mounts` answer (under `data`, or at the top level).
-fn mounts_of(body: &Value) -> Map<String, Value> {
+pub(super) fn mounts_of(body: &Value) -> Map<String, Value> {
     let source = match body.get("data") {
         Some(Value::Object(m)) => m,
         _ => match body {
@@ -235,7 +236,7 @@ fn ttl_text(config: Option<&Value>, key: &str) -> String {
 }
 
 /// The table of `secrets list`.
-fn mounts_table(mounts: &Map<String, Value>, detailed: bool) -> String {
+pub(super) fn mounts_table(mounts: &Map<String, Value>, detailed: bool) -> String {
     let text = |v: &Value, k: &str| {
         v.get(k)
             .filter(|x| !x.is_null())
@@ -339,6 +340,11 @@ fn list(client: &Client, format: Format, detailed: bool) -> CliResult {
         .call("GET", "sys/mounts", None)
         .map_err(|e| e.context("listing secrets engines"))?
         .unwrap_or(Value::Null);
+    if is_wrapped(&body) {
+        print_warnings(&body);
+        print_out(&render_secret(&body, format).unwrap_or_default());
+        return Ok(0);
+    }
     let mounts = mounts_of(&body);
     match format {
         Format::Json => print_out(&json_pretty(&Value::Object(mounts))),

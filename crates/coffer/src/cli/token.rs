@@ -1,7 +1,10 @@
 //! `coffer token create|lookup|renew|revoke` and `coffer login`.
 
+use std::path::Path;
+
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
 
 use super::client::{
     parse_go_bool, store_token_at, token_env_var, token_file_path, Client, ClientOpts,
@@ -9,7 +12,7 @@ use super::client::{
 use super::data::{key_values_to_map, parse_key_value, read_secret};
 use super::error::{CliError, CliResult};
 use super::output::{
-    field_text, print_out, print_raw, print_warnings, raw_field, render_secret, Format,
+    field_text, is_wrapped, print_out, print_raw, print_warnings, raw_field, render_secret, Format,
 };
 
 #[derive(Args, Debug)]
@@ -330,24 +333,76 @@ pub struct LoginCmd {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value = "false", value_parser = parse_go_bool, value_name = "BOOL")]
     pub no_print: bool,
+    /// Print only the token, and do not store it (shortcut for -field=token -no-store)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", value_parser = parse_go_bool, value_name = "BOOL")]
+    pub token_only: bool,
     /// token method: the token (or token=..., or - for stdin; prompted for if absent);
-    /// other methods: key=value credentials (e.g. username=bob, role_id=... secret_id=...)
+    /// other methods: key=value credentials (username=bob [password=...], role_id=...
+    /// secret_id=...); a value may be @file or - (stdin)
     #[arg(value_name = "TOKEN | K=V")]
     pub args: Vec<String>,
 }
 
-fn credentials(args: &[String]) -> Result<Map<String, Value>, CliError> {
+/// Where credential values written as `-` and `@file` are read from; injectable for tests.
+struct CredentialSources<'a> {
+    stdin: &'a mut dyn FnMut() -> Result<Zeroizing<String>, String>,
+    read_file: &'a dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+}
+
+/// Parses `key=value` login credentials as Vault's login does: `key=-` reads stdin (once),
+/// `key=@file` a file (`key=\@x` is the literal `@x`); values read are stripped of a trailing
+/// newline. Errors never quote a value.
+fn credentials_from(
+    args: &[String],
+    sources: CredentialSources<'_>,
+) -> Result<Map<String, Value>, CliError> {
     let mut map = Map::new();
+    let mut stdin_used = false;
     for (i, raw) in args.iter().enumerate() {
+        let position = i + 1;
         let Some((k, v)) = raw.split_once('=').filter(|(k, _)| !k.is_empty()) else {
             return Err(CliError::usage(format!(
-                "Argument {} is not in key=value form",
-                i + 1
+                "Argument {position} is not in key=value form"
             )));
         };
-        map.insert(k.to_string(), json!(v));
+        let value = if v == "-" {
+            if stdin_used {
+                return Err(CliError::usage(
+                    "Only one credential can be read from stdin",
+                ));
+            }
+            stdin_used = true;
+            let text = (sources.stdin)()
+                .map_err(|e| CliError::failure(format!("Error reading {k} from stdin: {e}")))?;
+            text.as_str().to_string()
+        } else if let Some(path) = v.strip_prefix('@') {
+            let bytes =
+                Zeroizing::new((sources.read_file)(Path::new(path)).map_err(|e| {
+                    CliError::failure(format!("Error reading {k} from {path}: {e}"))
+                })?);
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
+                CliError::failure(format!("Error reading {k} from {path}: not valid UTF-8"))
+            })?;
+            text.trim_end_matches(['\n', '\r']).to_string()
+        } else if let Some(rest) = v.strip_prefix("\\@") {
+            format!("@{rest}")
+        } else {
+            v.to_string()
+        };
+        map.insert(k.to_string(), json!(value));
     }
     Ok(map)
+}
+
+fn credentials(args: &[String]) -> Result<Map<String, Value>, CliError> {
+    credentials_from(
+        args,
+        CredentialSources {
+            stdin: &mut || read_secret(Some("-"), ""),
+            read_file: &|path| std::fs::read(path),
+        },
+    )
 }
 
 fn take_string(map: &mut Map<String, Value>, key: &str) -> Option<String> {
@@ -357,11 +412,21 @@ fn take_string(map: &mut Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-/// Authenticates and returns the response, shaped as Vault's `auth` envelope.
+/// Authenticates and returns the response, shaped as Vault's `auth` envelope (or, with
+/// `-wrap-ttl`, the wrapped response).
 fn authenticate(client: &mut Client, cmd: &LoginCmd) -> Result<Value, CliError> {
-    let mount = cmd.path.clone().unwrap_or_else(|| cmd.method.clone());
-    let mount = mount.trim_matches('/');
-    match cmd.method.as_str() {
+    let method = cmd.method.trim().to_ascii_lowercase();
+    let mount = cmd.path.clone().unwrap_or_else(|| method.clone());
+    let mount = mount.trim().trim_matches('/');
+    let mount = mount.strip_prefix("auth/").unwrap_or(mount);
+    if mount.is_empty() {
+        return Err(CliError::usage("-path must not be empty"));
+    }
+    if method != "token" {
+        // As Vault's CLI does: a stale stored token must not get in the way of a login.
+        client.clear_token();
+    }
+    match method.as_str() {
         "token" => {
             let arg = match cmd.args.as_slice() {
                 [] => None,
@@ -375,8 +440,9 @@ fn authenticate(client: &mut Client, cmd: &LoginCmd) -> Result<Value, CliError> 
             let token = read_secret(arg.as_deref(), "Token (will be hidden): ")
                 .map_err(|e| CliError::failure(format!("Error reading token: {e}")))?;
             client.set_token(&token);
+            // The lookup only validates the token: it is never wrapped.
             let lookup = client
-                .call("GET", "auth/token/lookup-self", None)
+                .call_unwrapped("GET", "auth/token/lookup-self", None)
                 .map_err(|e| e.context("looking up token"))?
                 .unwrap_or(Value::Null);
             Ok(token_lookup_as_auth(&lookup, &token))
@@ -384,7 +450,12 @@ fn authenticate(client: &mut Client, cmd: &LoginCmd) -> Result<Value, CliError> 
         "userpass" => {
             let mut creds = credentials(&cmd.args)?;
             let username = take_string(&mut creds, "username")
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
                 .ok_or_else(|| CliError::usage("Missing username=..."))?;
+            if username.contains('/') {
+                return Err(CliError::usage("The username must not contain \"/\""));
+            }
             if !creds.contains_key("password") {
                 let password = read_secret(None, "Password (will be hidden): ")
                     .map_err(|e| CliError::failure(format!("Error reading password: {e}")))?;
@@ -406,13 +477,37 @@ fn authenticate(client: &mut Client, cmd: &LoginCmd) -> Result<Value, CliError> 
     }
 }
 
+fn has_auth(secret: &Value) -> bool {
+    secret.get("auth").is_some_and(Value::is_object)
+}
+
 fn login_call(client: &Client, path: &str, creds: Map<String, Value>) -> Result<Value, CliError> {
     client
         .call("POST", path, Some(&Value::Object(creds)))
         .map_err(|e| e.context("authenticating"))?
-        .filter(|b| b.get("auth").is_some_and(Value::is_object))
+        .filter(|b| has_auth(b) || is_wrapped(b))
         .ok_or_else(|| {
             CliError::failure("Error authenticating: no authentication information in the response")
+        })
+}
+
+/// Unwraps a wrapped login response with its wrapping token, as `coffer unwrap` would.
+fn unwrap_login(client: &mut Client, wrapped: &Value) -> Result<Value, CliError> {
+    let token = wrapped
+        .get("wrap_info")
+        .and_then(|w| w.get("token"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| CliError::failure("Error unwrapping: no wrapping token in the response"))?;
+    let token = Zeroizing::new(token.to_string());
+    client.set_token(&token);
+    client
+        .call_unwrapped("POST", "sys/wrapping/unwrap", None)
+        .map_err(|e| e.context("unwrapping the login response"))?
+        .filter(has_auth)
+        .ok_or_else(|| {
+            CliError::failure(
+                "Error unwrapping: no authentication information in the wrapped response",
+            )
         })
 }
 
@@ -444,21 +539,43 @@ fn token_lookup_as_auth(lookup: &Value, token: &str) -> Value {
 
 pub fn run_login(cmd: LoginCmd) -> CliResult {
     let format = cmd.client.format()?;
+    let no_store = cmd.no_store || cmd.token_only;
+    let field = if cmd.token_only {
+        Some("token")
+    } else {
+        cmd.client.field.as_deref()
+    };
     let mut client = Client::from_opts(&cmd.client)?;
-    let secret = authenticate(&mut client, &cmd)?;
+    let mut secret = authenticate(&mut client, &cmd)?;
+    if is_wrapped(&secret) {
+        if no_store {
+            // As Vault does: with nowhere to store it, the wrapped token is printed, not unwrapped.
+            let field = if cmd.token_only {
+                Some("wrapping_token")
+            } else {
+                field
+            };
+            if cmd.no_print && field.is_none() {
+                return Ok(0);
+            }
+            return Out { format, field }.secret(&secret);
+        }
+        client.stop_wrapping();
+        secret = unwrap_login(&mut client, &secret)?;
+    }
     let token = secret
         .get("auth")
         .and_then(|a| a.get("client_token"))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let token = zeroize::Zeroizing::new(token);
+    let token = Zeroizing::new(token);
     if token.is_empty() {
         return Err(CliError::failure(
             "Error authenticating: the server returned no token",
         ));
     }
-    if !cmd.no_store {
+    if !no_store {
         let path = token_file_path().ok_or_else(|| {
             CliError::failure("Error storing token: HOME is not set (use -no-store)")
         })?;
@@ -466,13 +583,13 @@ pub fn run_login(cmd: LoginCmd) -> CliResult {
             CliError::failure(format!("Error storing token in {}: {e}", path.display()))
         })?;
     }
-    if let Some(var) = token_env_var() {
+    if let Some(var) = token_env_var().filter(|_| !no_store) {
         eprintln!(
             "WARNING! The {var} environment variable is set! It takes precedence over the\n\
              token stored by login; unset it or update its value if that is unwanted.\n"
         );
     }
-    if let Some(field) = cmd.client.field.as_deref() {
+    if let Some(field) = field {
         return Out {
             format,
             field: Some(field),
@@ -483,7 +600,7 @@ pub fn run_login(cmd: LoginCmd) -> CliResult {
         return Ok(0);
     }
     if format == Format::Table {
-        if cmd.no_store {
+        if no_store {
             print_out(
                 "Success! You are now authenticated. The token information displayed below is\n\
                  NOT stored; export it as COFFER_TOKEN (or pass it on) to use it.\n\n",
@@ -610,5 +727,42 @@ mod tests {
         );
         let err = credentials(&["s3cret".into()]).err();
         assert!(err.is_some_and(|e| e.code == 2 && !e.message.contains("s3cret")));
+    }
+
+    #[test]
+    fn login_credentials_from_stdin_and_files() {
+        let parse = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let mut stdin = || Ok(Zeroizing::new("from-stdin".to_string()));
+            let read_file = |path: &Path| {
+                if path == Path::new("/sid") {
+                    Ok(b"from-file\n".to_vec())
+                } else {
+                    Err(std::io::Error::new(std::io::ErrorKind::NotFound, "nope"))
+                }
+            };
+            credentials_from(
+                &args,
+                CredentialSources {
+                    stdin: &mut stdin,
+                    read_file: &read_file,
+                },
+            )
+            .map(Value::Object)
+            .map_err(|e| (e.code, e.message))
+        };
+        assert_eq!(
+            parse(&["role_id=r", "secret_id=@/sid", "x=-", "lit=\\@at"]),
+            Ok(json!({"role_id": "r", "secret_id": "from-file", "x": "from-stdin", "lit": "@at"}))
+        );
+        assert!(matches!(parse(&["a=-", "b=-"]), Err((2, _))));
+        assert!(matches!(parse(&["a=@/missing"]), Err((1, m)) if m.contains("/missing")));
+    }
+
+    #[test]
+    fn wrapped_login_responses_pass() {
+        let wrapped = json!({"wrap_info": {"token": "wt"}, "auth": null});
+        assert!(is_wrapped(&wrapped) && !has_auth(&wrapped));
+        assert!(has_auth(&json!({"auth": {"client_token": "t"}})));
     }
 }

@@ -84,16 +84,20 @@ fn spawn(args: &[String], port: u16) -> Server {
 
 /// `coffer server -dev` with a known root token.
 pub fn dev() -> Server {
+    dev_with(&[])
+}
+
+/// `coffer server -dev` with extra arguments.
+pub fn dev_with(extra: &[&str]) -> Server {
     let port = free_port();
-    spawn(
-        &[
-            "server".into(),
-            "-dev".into(),
-            format!("-dev-root-token-id={ROOT}"),
-            format!("-dev-listen-address=127.0.0.1:{port}"),
-        ],
-        port,
-    )
+    let mut args = vec![
+        "server".to_string(),
+        "-dev".into(),
+        format!("-dev-root-token-id={ROOT}"),
+        format!("-dev-listen-address=127.0.0.1:{port}"),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    spawn(&args, port)
 }
 
 /// Write a config file for `storage` and start `coffer server -config`.

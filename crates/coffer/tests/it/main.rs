@@ -1,11 +1,13 @@
 //! End-to-end tests: each starts the real `coffer` binary and drives it over HTTP.
 
 mod audit;
+mod cli;
 mod common;
 mod kv;
 mod leases;
 mod policy;
 mod seal;
+mod security;
 mod storage;
 mod tls;
 mod tokens;

@@ -1,0 +1,15 @@
+//! Auth methods mounted under `auth/`: they check credentials and answer a login with a
+//! [`LoginAuth`](coffer_core::request::LoginAuth); the core creates the token.
+//!
+//! - [`approle`]: Vault's AppRole (`role_id` + `secret_id`), secret IDs stored HMAC'd.
+//! - [`userpass`]: Vault's userpass, passwords hashed with Argon2id, user lockout.
+
+pub mod approle;
+mod common;
+mod password;
+#[cfg(test)]
+mod test_util;
+pub mod userpass;
+
+pub use approle::{approle_factory, AppRoleEngine};
+pub use userpass::{userpass_factory, UserpassEngine};

@@ -1,0 +1,646 @@
+//! The userpass auth method, wire-compatible with Vault's (`/v1/auth/userpass/...`).
+//!
+//! Storage layout (under the mount's view):
+//!
+//! | key | record |
+//! |---|---|
+//! | `user/<username>` | token settings and an Argon2id PHC hash of the password |
+//! | `lockout/<username>` | failed-login state: count, last failure, locked-until |
+//!
+//! Usernames are lowercased. A login never tells an unknown user from a wrong password: both
+//! verify an Argon2id hash (a dummy one for unknown users), both count towards the user lockout
+//! (Vault's defaults: 5 failures within 15 minutes lock the name for 15 minutes) and both get
+//! `400 invalid username or password`. A locked name (known or not) gets `403 permission
+//! denied` without any password check, as in Vault.
+
+#[cfg(test)]
+mod tests;
+
+use super::common::{
+    cidr_param, display_source, duration_param, int_param, is_cas_failure, is_write, list_param,
+    load, non_negative_duration, not_found, op_check, op_delete, op_put, parse_policies, present,
+    secret_param, too_much_contention, unsupported_path, upgrade_legacy, valid_name, Clock,
+    TokenParams, MAX_CAS_RETRIES,
+};
+use super::password;
+use async_trait::async_trait;
+use coffer_core::barrier::View;
+use coffer_core::error::{CoreError, Result};
+use coffer_core::request::{Operation, Response};
+use coffer_core::router::{Engine, EngineFactory, EngineRequest, MountEntry};
+use coffer_core::util::cidrs_allow;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+const INVALID_CREDENTIALS: &str = "invalid username or password";
+
+/// Vault's user lockout defaults.
+pub const DEFAULT_LOCKOUT_THRESHOLD: u32 = 5;
+pub const DEFAULT_LOCKOUT_DURATION_SECS: u64 = 15 * 60;
+pub const DEFAULT_LOCKOUT_COUNTER_RESET_SECS: u64 = 15 * 60;
+
+/// The userpass engine of one mount.
+pub struct UserpassEngine {
+    clock: Clock,
+    /// Bounds the Argon2 work (19 MiB each) running at once.
+    hash_permits: Arc<Semaphore>,
+    /// When stale lockout records were last swept (unix seconds).
+    last_sweep: parking_lot::Mutex<f64>,
+    /// Argon2 verifications run (tests prove unknown users cost one too).
+    #[cfg(test)]
+    verifications: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for UserpassEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserpassEngine").finish_non_exhaustive()
+    }
+}
+
+impl Default for UserpassEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UserpassEngine {
+    pub fn new() -> Self {
+        let permits = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2);
+        UserpassEngine {
+            clock: Clock::default(),
+            hash_permits: Arc::new(Semaphore::new(permits)),
+            last_sweep: parking_lot::Mutex::new(0.0),
+            #[cfg(test)]
+            verifications: Default::default(),
+        }
+    }
+}
+
+/// Factory for mount type `userpass`.
+pub fn userpass_factory() -> EngineFactory {
+    Arc::new(|_entry: &MountEntry| -> Result<Arc<dyn Engine>> {
+        Ok(Arc::new(UserpassEngine::new()))
+    })
+}
+
+fn user_key(name: &str) -> String {
+    format!("user/{name}")
+}
+fn lockout_key(name: &str) -> String {
+    format!("lockout/{name}")
+}
+
+/// A stored user. The password is only ever stored as an Argon2id PHC string, and no `Debug`
+/// exists that could print it.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct UserEntry {
+    #[serde(default)]
+    password_hash: String,
+    #[serde(flatten)]
+    token: TokenParams,
+    /// Legacy fields, kept to echo them back as Vault does.
+    #[serde(default)]
+    policies: Vec<String>,
+    #[serde(default)]
+    ttl: u64,
+    #[serde(default)]
+    max_ttl: u64,
+    #[serde(default)]
+    bound_cidrs: Vec<String>,
+}
+
+impl UserEntry {
+    fn new() -> Self {
+        UserEntry {
+            password_hash: String::new(),
+            token: TokenParams::new(),
+            policies: Vec::new(),
+            ttl: 0,
+            max_ttl: 0,
+            bound_cidrs: Vec::new(),
+        }
+    }
+
+    /// As `GET users/<name>` shows it: never the hash.
+    fn data(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        self.token.populate(&mut m);
+        if self.ttl > 0 {
+            m.insert("ttl".into(), Value::from(self.ttl));
+        }
+        if self.max_ttl > 0 {
+            m.insert("max_ttl".into(), Value::from(self.max_ttl));
+        }
+        if !self.policies.is_empty() {
+            m.insert(
+                "policies".into(),
+                Value::from(self.token.token_policies.clone()),
+            );
+        }
+        if !self.bound_cidrs.is_empty() {
+            m.insert("bound_cidrs".into(), Value::from(self.bound_cidrs.clone()));
+        }
+        m
+    }
+
+    /// Apply the token settings of a user write, with Vault's legacy field upgrades.
+    fn apply(&mut self, data: &Map<String, Value>) -> Result<()> {
+        self.token.parse(data)?;
+        let legacy_policies = list_param(data, "policies")?.map(parse_policies);
+        upgrade_legacy(
+            present(data, "token_policies").is_some(),
+            legacy_policies,
+            &mut self.policies,
+            &mut self.token.token_policies,
+        );
+        let legacy_ttl = non_negative_duration(data, "ttl")?;
+        upgrade_legacy(
+            present(data, "token_ttl").is_some(),
+            legacy_ttl,
+            &mut self.ttl,
+            &mut self.token.token_ttl,
+        );
+        let legacy_max = non_negative_duration(data, "max_ttl")?;
+        upgrade_legacy(
+            present(data, "token_max_ttl").is_some(),
+            legacy_max,
+            &mut self.max_ttl,
+            &mut self.token.token_max_ttl,
+        );
+        let legacy_cidrs = cidr_param(data, "bound_cidrs", "invalid CIDR block in bound_cidrs")?;
+        upgrade_legacy(
+            present(data, "token_bound_cidrs").is_some(),
+            legacy_cidrs,
+            &mut self.bound_cidrs,
+            &mut self.token.token_bound_cidrs,
+        );
+        Ok(())
+    }
+}
+
+/// Failed-login state of one username.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Debug)]
+pub(crate) struct LockoutEntry {
+    failed: u32,
+    last_failed: f64,
+    /// Unix seconds; 0 = not locked.
+    #[serde(default)]
+    locked_until: f64,
+}
+
+/// The mount's user lockout settings: Vault's defaults, overridden by the mount option
+/// `user_lockout_config` (`lockout_threshold`, `lockout_duration`, `lockout_counter_reset`,
+/// `lockout_disable`) when present.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LockoutConfig {
+    threshold: u32,
+    duration: u64,
+    counter_reset: u64,
+    disabled: bool,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        LockoutConfig {
+            threshold: DEFAULT_LOCKOUT_THRESHOLD,
+            duration: DEFAULT_LOCKOUT_DURATION_SECS,
+            counter_reset: DEFAULT_LOCKOUT_COUNTER_RESET_SECS,
+            disabled: false,
+        }
+    }
+}
+
+impl LockoutConfig {
+    fn from_mount(mount: &MountEntry) -> Self {
+        let mut cfg = LockoutConfig::default();
+        let parsed;
+        let m = match mount.options.get("user_lockout_config") {
+            Some(Value::Object(m)) => m,
+            Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(m)) => {
+                    parsed = m;
+                    &parsed
+                }
+                _ => return cfg,
+            },
+            _ => return cfg,
+        };
+        // an unusable value keeps the default rather than failing logins
+        if let Ok(Some(n)) = int_param(m, "lockout_threshold") {
+            if let Ok(n) = u32::try_from(n) {
+                if n > 0 {
+                    cfg.threshold = n;
+                }
+            }
+        }
+        if let Ok(Some(d)) = duration_param(m, "lockout_duration") {
+            if d > 0 {
+                cfg.duration = d.unsigned_abs();
+            }
+        }
+        if let Ok(Some(d)) = duration_param(m, "lockout_counter_reset") {
+            if d > 0 {
+                cfg.counter_reset = d.unsigned_abs();
+            }
+        }
+        for key in ["lockout_disable", "disable_lockout"] {
+            if let Ok(Some(b)) = super::common::bool_param(m, key) {
+                cfg.disabled = b;
+            }
+        }
+        cfg
+    }
+}
+
+impl LockoutEntry {
+    fn locked(&self, now: f64) -> bool {
+        self.locked_until > now
+    }
+
+    /// Nothing left to remember: not locked, and the counter has reset.
+    fn stale(&self, now: f64, cfg: &LockoutConfig) -> bool {
+        !self.locked(now) && now - self.last_failed >= cfg.counter_reset as f64
+    }
+
+    /// The state after one more failure at `now`.
+    fn after_failure(prev: Option<LockoutEntry>, now: f64, cfg: &LockoutConfig) -> LockoutEntry {
+        let mut e = prev.unwrap_or_default();
+        if e.locked_until > 0.0 && e.locked_until <= now {
+            // a lockout that ran out starts over
+            e = LockoutEntry::default();
+        }
+        if e.failed > 0 && now - e.last_failed >= cfg.counter_reset as f64 {
+            e.failed = 0;
+        }
+        e.failed = e.failed.saturating_add(1);
+        e.last_failed = now;
+        if e.failed >= cfg.threshold && e.locked_until <= now {
+            e.locked_until = now + cfg.duration as f64;
+        }
+        e
+    }
+}
+
+/// `users/<name>[/<rest>]` or `login/<name>` → (lowercased name, rest).
+fn parse_name<'a>(path: &'a str, prefix: &str) -> Option<(String, &'a str)> {
+    let rest = path.strip_prefix(prefix)?;
+    let (name, sub) = rest.split_once('/').unwrap_or((rest, ""));
+    if !valid_name(name) {
+        return None;
+    }
+    Some((name.to_lowercase(), sub))
+}
+
+fn username_missing() -> CoreError {
+    CoreError::invalid("username does not exist")
+}
+
+fn required_password(data: &Map<String, Value>) -> Result<Zeroizing<String>> {
+    match secret_param(data, "password")? {
+        Some(p) if !p.is_empty() => Ok(p),
+        _ => Err(CoreError::invalid("missing password")),
+    }
+}
+
+impl UserpassEngine {
+    async fn hash(&self, password: Zeroizing<String>) -> Result<String> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|_| CoreError::internal("password hashing is unavailable"))?;
+        tokio::task::spawn_blocking(move || password::hash_password(password.as_bytes()))
+            .await
+            .map_err(|_| CoreError::internal("password hashing failed"))?
+    }
+
+    /// Verify against `hash`, or against the dummy hash when there is none, so that both cost
+    /// the same.
+    async fn verify(&self, password: Zeroizing<String>, hash: Option<String>) -> Result<bool> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|_| CoreError::internal("password hashing is unavailable"))?;
+        #[cfg(test)]
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let phc = hash.as_deref().unwrap_or_else(|| password::dummy_hash());
+            password::verify_password(password.as_bytes(), phc)
+        })
+        .await
+        .map_err(|_| CoreError::internal("password verification failed"))
+    }
+
+    async fn list_users(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
+        let keys = req.storage.list("user/").await?;
+        if keys.is_empty() {
+            return Err(not_found());
+        }
+        let mut m = Map::new();
+        m.insert("keys".into(), Value::from(keys));
+        Ok(Some(Response::data(m)))
+    }
+
+    async fn read_user(&self, req: &EngineRequest<'_>, name: &str) -> Result<Option<Response>> {
+        let user = req
+            .storage
+            .get_json::<UserEntry>(&user_key(name))
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(Some(Response::data(user.data())))
+    }
+
+    async fn write_user(&self, req: &EngineRequest<'_>, name: &str) -> Result<Option<Response>> {
+        let password = match present(req.data, "password") {
+            Some(_) => Some(required_password(req.data)?),
+            None => None,
+        };
+        let key = user_key(name);
+        let mut hash: Option<String> = None;
+        for _ in 0..MAX_CAS_RETRIES {
+            let existing = load::<UserEntry>(req.storage, &key, "user").await?;
+            let (mut user, prev) = match existing {
+                Some((u, bytes)) => (u, Some(bytes)),
+                None if password.is_none() => return Err(CoreError::invalid("missing password")),
+                None => (UserEntry::new(), None),
+            };
+            // validate everything before the (slow) hashing and any write
+            user.apply(req.data)?;
+            if let Some(p) = &password {
+                if hash.is_none() {
+                    hash = Some(self.hash(p.clone()).await?);
+                }
+                user.password_hash = hash.clone().unwrap_or_default();
+            }
+            let ops = vec![
+                op_check(key.clone(), prev.as_ref()),
+                op_put(key.clone(), &user)?,
+            ];
+            match req.storage.transaction(ops).await {
+                Ok(()) => return Ok(None),
+                Err(e) if is_cas_failure(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(too_much_contention())
+    }
+
+    /// Change an existing user with `f` (user missing: Vault's "username does not exist").
+    async fn modify_user<F>(&self, req: &EngineRequest<'_>, name: &str, mut f: F) -> Result<()>
+    where
+        F: FnMut(&mut UserEntry) -> Result<()>,
+    {
+        let key = user_key(name);
+        for _ in 0..MAX_CAS_RETRIES {
+            let (mut user, bytes) = load::<UserEntry>(req.storage, &key, "user")
+                .await?
+                .ok_or_else(username_missing)?;
+            f(&mut user)?;
+            let ops = vec![
+                op_check(key.clone(), Some(&bytes)),
+                op_put(key.clone(), &user)?,
+            ];
+            match req.storage.transaction(ops).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_cas_failure(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(too_much_contention())
+    }
+
+    async fn update_password(
+        &self,
+        req: &EngineRequest<'_>,
+        name: &str,
+    ) -> Result<Option<Response>> {
+        let password = required_password(req.data)?;
+        if req
+            .storage
+            .get_json::<UserEntry>(&user_key(name))
+            .await?
+            .is_none()
+        {
+            return Err(username_missing());
+        }
+        let hash = self.hash(password).await?;
+        self.modify_user(req, name, |u| {
+            u.password_hash = hash.clone();
+            Ok(())
+        })
+        .await?;
+        Ok(None)
+    }
+
+    async fn update_policies(
+        &self,
+        req: &EngineRequest<'_>,
+        name: &str,
+    ) -> Result<Option<Response>> {
+        let token_policies = list_param(req.data, "token_policies")?.map(parse_policies);
+        let policies = list_param(req.data, "policies")?.map(parse_policies);
+        self.modify_user(req, name, |u| {
+            match (&token_policies, &policies) {
+                (Some(tp), legacy) => {
+                    u.token.token_policies = tp.clone();
+                    u.policies = if legacy.is_some() {
+                        tp.clone()
+                    } else {
+                        Vec::new()
+                    };
+                }
+                (None, Some(p)) => {
+                    u.policies = p.clone();
+                    u.token.token_policies = p.clone();
+                }
+                (None, None) => {}
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(None)
+    }
+
+    async fn login(&self, req: &EngineRequest<'_>, name: &str) -> Result<Option<Response>> {
+        let storage = req.storage;
+        let password = required_password(req.data)?;
+        let cfg = LockoutConfig::from_mount(req.mount);
+        if !cfg.disabled {
+            if let Some(e) = storage.get_json::<LockoutEntry>(&lockout_key(name)).await? {
+                if e.locked(self.clock.now()) {
+                    return Err(CoreError::denied());
+                }
+            }
+        }
+        let user = storage.get_json::<UserEntry>(&user_key(name)).await?;
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .filter(|h| !h.is_empty());
+        let matched = self.verify(password, hash).await?;
+        let Some(user) = user.filter(|_| matched) else {
+            if !cfg.disabled {
+                self.record_failure(storage, name, &cfg).await?;
+                self.maybe_sweep(storage, &cfg).await;
+            }
+            return Err(CoreError::invalid(INVALID_CREDENTIALS));
+        };
+        if !cidrs_allow(&user.token.token_bound_cidrs, req.remote_addr) {
+            return Err(CoreError::denied());
+        }
+        if !cfg.disabled {
+            self.clear_failures(storage, name).await?;
+        }
+        let mut metadata = Map::new();
+        metadata.insert("username".into(), Value::from(name));
+        let display = format!("{}{name}", display_source(&req.mount.path));
+        Ok(Some(Response {
+            login: Some(user.token.login_auth(display, metadata)),
+            ..Default::default()
+        }))
+    }
+
+    async fn record_failure(&self, storage: &View, name: &str, cfg: &LockoutConfig) -> Result<()> {
+        let key = lockout_key(name);
+        for _ in 0..MAX_CAS_RETRIES {
+            let current = load::<LockoutEntry>(storage, &key, "lockout").await?;
+            let (prev, bytes) = match current {
+                Some((e, b)) => (Some(e), Some(b)),
+                None => (None, None),
+            };
+            let next = LockoutEntry::after_failure(prev, self.clock.now(), cfg);
+            let ops = vec![
+                op_check(key.clone(), bytes.as_ref()),
+                op_put(key.clone(), &next)?,
+            ];
+            match storage.transaction(ops).await {
+                Ok(()) => {
+                    if next.locked_until > 0.0 && next.failed == cfg.threshold {
+                        tracing::warn!(
+                            username = %name,
+                            "userpass: too many failed logins, locking the user out"
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(e) if is_cas_failure(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(too_much_contention())
+    }
+
+    async fn clear_failures(&self, storage: &View, name: &str) -> Result<()> {
+        let key = lockout_key(name);
+        if let Some(bytes) = storage.get(&key).await? {
+            match storage
+                .transaction(vec![op_check(key.clone(), Some(&bytes)), op_delete(key)])
+                .await
+            {
+                Ok(()) => {}
+                // a failure recorded meanwhile stays
+                Err(e) if is_cas_failure(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop lockout records with nothing left to remember (mostly names that do not exist), at
+    /// most once per counter-reset window, so that failed logins cannot grow storage forever.
+    async fn maybe_sweep(&self, storage: &View, cfg: &LockoutConfig) {
+        let now = self.clock.now();
+        {
+            let mut last = self.last_sweep.lock();
+            if now - *last < cfg.counter_reset as f64 {
+                return;
+            }
+            *last = now;
+        }
+        if let Err(e) = self.sweep(storage, cfg, now).await {
+            tracing::warn!(error = %e, "userpass: sweeping lockout records failed");
+        }
+    }
+
+    async fn sweep(&self, storage: &View, cfg: &LockoutConfig, now: f64) -> Result<()> {
+        for name in storage.list("lockout/").await? {
+            let key = lockout_key(&name);
+            let Some((e, bytes)) = load::<LockoutEntry>(storage, &key, "lockout").await? else {
+                continue;
+            };
+            if e.stale(now, cfg) {
+                match storage
+                    .transaction(vec![op_check(key.clone(), Some(&bytes)), op_delete(key)])
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if is_cas_failure(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Engine for UserpassEngine {
+    async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
+        let op = req.operation;
+        if req.path == "users" || req.path == "users/" {
+            return if op == Operation::List {
+                self.list_users(req).await
+            } else {
+                Err(CoreError::unsupported_operation())
+            };
+        }
+        if let Some((name, sub)) = parse_name(req.path, "login/") {
+            if !sub.is_empty() {
+                return Err(unsupported_path(req));
+            }
+            return if is_write(op) {
+                self.login(req, &name).await
+            } else {
+                Err(CoreError::unsupported_operation())
+            };
+        }
+        let Some((name, sub)) = parse_name(req.path, "users/") else {
+            return Err(unsupported_path(req));
+        };
+        let name = name.as_str();
+        match (sub, op) {
+            ("", Operation::Read) => self.read_user(req, name).await,
+            ("", op) if is_write(op) => self.write_user(req, name).await,
+            ("", Operation::Delete) => {
+                req.storage.delete(&user_key(name)).await?;
+                Ok(None)
+            }
+            ("password", op) if is_write(op) => self.update_password(req, name).await,
+            ("policies", op) if is_write(op) => self.update_policies(req, name).await,
+            ("" | "password" | "policies", _) => Err(CoreError::unsupported_operation()),
+            _ => Err(unsupported_path(req)),
+        }
+    }
+
+    async fn exists(&self, req: &EngineRequest<'_>) -> Result<Option<bool>> {
+        if !is_write(req.operation) {
+            return Ok(None);
+        }
+        match parse_name(req.path, "users/") {
+            Some((name, "")) => Ok(Some(req.storage.get(&user_key(&name)).await?.is_some())),
+            _ => Ok(None),
+        }
+    }
+
+    fn unauthenticated_paths(&self) -> &'static [&'static str] {
+        &["login/*"]
+    }
+}

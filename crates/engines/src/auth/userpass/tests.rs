@@ -1,0 +1,508 @@
+//! userpass driven through the `Engine` trait over an in-memory barrier.
+
+use super::*;
+use crate::auth::test_util::{ip, mount_entry, obj, Env};
+use coffer_core::error::ErrorCode;
+use coffer_core::request::LoginAuth;
+use coffer_core::request::Operation::{Create, Delete, List, Read, Update};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const PW: &str = "s3cret-Passw0rd!";
+
+async fn env_with(options: Value) -> Env<UserpassEngine> {
+    Env::new(
+        UserpassEngine::new(),
+        mount_entry("auth/userpass/", "userpass", options),
+    )
+    .await
+}
+
+async fn env() -> Env<UserpassEngine> {
+    env_with(json!({})).await
+}
+
+async fn login(e: &Env<UserpassEngine>, user: &str, pw: &str) -> Result<LoginAuth> {
+    e.login_from(
+        &format!("login/{user}"),
+        json!({"password": pw}),
+        ip("127.0.0.1"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn user_crud() {
+    let e = env().await;
+    assert_eq!(e.exists(Create, "users/bob").await, Some(false));
+    e.err_is(List, "users", json!({}), 404, "").await;
+    e.err_is(Create, "users/bob", json!({}), 400, "missing password")
+        .await;
+    e.err_is(
+        Create,
+        "users/bob",
+        json!({"password": ""}),
+        400,
+        "missing password",
+    )
+    .await;
+    e.done(
+        Create,
+        "users/Bob",
+        json!({"password": PW, "token_policies": "dev,ops", "token_ttl": "1h",
+               "token_bound_cidrs": "127.0.0.1/32", "token_num_uses": 5}),
+    )
+    .await;
+    assert_eq!(e.exists(Update, "users/BOB").await, Some(true));
+    let r = e.ok(Read, "users/bob", json!({})).await;
+    assert_eq!(
+        r,
+        json!({
+            "token_bound_cidrs": ["127.0.0.1/32"],
+            "token_explicit_max_ttl": 0,
+            "token_max_ttl": 0,
+            "token_no_default_policy": false,
+            "token_num_uses": 5,
+            "token_period": 0,
+            "token_policies": ["dev", "ops"],
+            "token_type": "default",
+            "token_ttl": 3600,
+        }),
+        "a read shows the settings and never the password or its hash"
+    );
+    // update without a password keeps it
+    e.done(Update, "users/bob", json!({"token_max_ttl": "2h"}))
+        .await;
+    login(&e, "bob", PW).await.unwrap();
+    // legacy fields
+    e.done(
+        Update,
+        "users/bob",
+        json!({"policies": "Admin", "ttl": 60, "max_ttl": "10m", "bound_cidrs": "127.0.0.0/8"}),
+    )
+    .await;
+    let r = e.ok(Read, "users/bob", json!({})).await;
+    assert_eq!(r["policies"], json!(["admin"]));
+    assert_eq!(r["token_policies"], json!(["admin"]));
+    assert_eq!(
+        (r["ttl"].clone(), r["token_ttl"].clone()),
+        (json!(60), json!(60))
+    );
+    assert_eq!(
+        (r["max_ttl"].clone(), r["token_max_ttl"].clone()),
+        (json!(600), json!(600))
+    );
+    assert_eq!(r["bound_cidrs"], json!(["127.0.0.0/8"]));
+
+    e.done(Create, "users/alice", json!({"password": "another-pass"}))
+        .await;
+    assert_eq!(
+        e.ok(List, "users/", json!({})).await["keys"],
+        json!(["alice", "bob"])
+    );
+
+    // policies endpoint
+    e.done(
+        Update,
+        "users/alice/policies",
+        json!({"token_policies": "B, a"}),
+    )
+    .await;
+    assert_eq!(
+        e.ok(Read, "users/alice", json!({})).await["token_policies"],
+        json!(["a", "b"])
+    );
+    e.err_is(
+        Update,
+        "users/nobody/policies",
+        json!({"token_policies": "a"}),
+        400,
+        "username does not exist",
+    )
+    .await;
+
+    // password endpoint
+    e.done(
+        Update,
+        "users/alice/password",
+        json!({"password": "new-pass-1"}),
+    )
+    .await;
+    assert!(login(&e, "alice", "another-pass").await.is_err());
+    login(&e, "alice", "new-pass-1").await.unwrap();
+    e.err_is(
+        Update,
+        "users/alice/password",
+        json!({}),
+        400,
+        "missing password",
+    )
+    .await;
+    e.err_is(
+        Update,
+        "users/nobody/password",
+        json!({"password": "x"}),
+        400,
+        "username does not exist",
+    )
+    .await;
+
+    e.done(Delete, "users/alice", json!({})).await;
+    e.err_is(Read, "users/alice", json!({}), 404, "").await;
+    assert!(login(&e, "alice", "new-pass-1").await.is_err());
+    assert_eq!(e.ok(List, "users", json!({})).await["keys"], json!(["bob"]));
+
+    // routes
+    e.err_is(
+        Read,
+        "users/bob/password",
+        json!({}),
+        405,
+        "unsupported operation",
+    )
+    .await;
+    e.err_is(
+        Read,
+        "users/-bad",
+        json!({}),
+        404,
+        "no handler for route \"auth/userpass/users/-bad\". route entry not found.",
+    )
+    .await;
+    e.err_is(Read, "login/bob", json!({}), 405, "unsupported operation")
+        .await;
+    assert_eq!(e.engine.unauthenticated_paths(), &["login/*"]);
+}
+
+#[tokio::test]
+async fn login_success() {
+    let e = env().await;
+    e.done(
+        Create,
+        "users/Mary",
+        json!({"password": PW, "token_policies": ["admins"], "token_ttl": "20m",
+               "token_max_ttl": "1h", "token_period": "0", "token_explicit_max_ttl": 7200,
+               "token_num_uses": 3, "token_bound_cidrs": ["127.0.0.0/8"],
+               "token_no_default_policy": true}),
+    )
+    .await;
+    let auth = login(&e, "MARY", PW).await.unwrap();
+    assert_eq!(
+        auth,
+        LoginAuth {
+            policies: vec!["admins".into()],
+            metadata: obj(json!({"username": "mary"})),
+            display_name: "userpass-mary".into(),
+            ttl: 1200,
+            max_ttl: 3600,
+            explicit_max_ttl: 7200,
+            period: 0,
+            num_uses: 3,
+            renewable: true,
+            bound_cidrs: vec!["127.0.0.0/8".into()],
+            no_default_policy: true,
+        }
+    );
+    // token_bound_cidrs are enforced at login too, as Vault does (403)
+    let err = e
+        .login_from("login/mary", json!({"password": PW}), ip("10.0.0.1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::PermissionDenied);
+    // wrong types
+    let err = e
+        .login_from("login/mary", json!({"password": ["x"]}), ip("127.0.0.1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code.vault_status(), 400);
+    e.err_is(Update, "login/mary", json!({}), 400, "missing password")
+        .await;
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_look_the_same() {
+    let e = env().await;
+    e.done(Create, "users/bob", json!({"password": PW})).await;
+    let wrong = login(&e, "bob", "not-the-password").await.unwrap_err();
+    let unknown = login(&e, "nobody", "not-the-password").await.unwrap_err();
+    assert_eq!(wrong, unknown);
+    assert_eq!(wrong.code.vault_status(), 400);
+    assert_eq!(wrong.message, "invalid username or password");
+    assert!(!format!("{wrong:?}").contains("not-the-password"));
+
+    // both cost exactly one Argon2 verification (against a dummy hash for the unknown user)
+    let count = || {
+        e.engine
+            .verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let n = count();
+    let _ = login(&e, "bob", "again-wrong").await;
+    assert_eq!(count(), n + 1);
+    let _ = login(&e, "nobody", "again-wrong").await;
+    assert_eq!(count(), n + 2);
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_take_similar_time() {
+    // lockout off, so that every attempt runs the full check
+    let e = env_with(json!({"user_lockout_config": {"lockout_disable": true}})).await;
+    e.done(Create, "users/bob", json!({"password": PW})).await;
+    let _ = login(&e, "warm-up", "x").await; // builds the dummy hash once
+    let (mut known, mut unknown) = (Duration::MAX, Duration::MAX);
+    // interleaved, fastest of each: robust against other tests loading the machine; without
+    // the dummy hash an unknown user would answer about a thousand times faster
+    for _ in 0..5 {
+        let t = Instant::now();
+        let _ = login(&e, "bob", "not-the-password").await;
+        known = known.min(t.elapsed());
+        let t = Instant::now();
+        let _ = login(&e, "nobody", "not-the-password").await;
+        unknown = unknown.min(t.elapsed());
+    }
+    let ratio = known.as_secs_f64() / unknown.as_secs_f64();
+    assert!(
+        (0.05..20.0).contains(&ratio),
+        "known {known:?} vs unknown {unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn lockout_after_five_failures() {
+    let e = env().await;
+    e.done(Create, "users/bob", json!({"password": PW})).await;
+    for _ in 0..4 {
+        assert_eq!(
+            login(&e, "bob", "wrong")
+                .await
+                .unwrap_err()
+                .code
+                .vault_status(),
+            400
+        );
+    }
+    // a success resets the counter
+    login(&e, "bob", PW).await.unwrap();
+    assert!(e.view.get("lockout/bob").await.unwrap().is_none());
+    for _ in 0..5 {
+        assert_eq!(
+            login(&e, "bob", "wrong")
+                .await
+                .unwrap_err()
+                .code
+                .vault_status(),
+            400
+        );
+    }
+    // locked: even the right password is refused, with Vault's 403
+    let locked = login(&e, "bob", PW).await.unwrap_err();
+    assert_eq!(locked.code, ErrorCode::PermissionDenied);
+    assert_eq!(locked.message, "permission denied");
+    // the state lives in storage: a new engine on the same storage sees it
+    let other = Env {
+        backend: e.backend.clone(),
+        view: e.view.clone(),
+        mount: e.mount.clone(),
+        engine: Arc::new(UserpassEngine::new()),
+    };
+    assert_eq!(
+        login(&other, "bob", PW).await.unwrap_err().code,
+        ErrorCode::PermissionDenied
+    );
+    // still locked after 14 minutes, free after 15
+    e.engine.clock.advance(14.0 * 60.0);
+    assert!(login(&e, "bob", PW).await.is_err());
+    e.engine.clock.advance(61.0);
+    login(&e, "bob", PW).await.unwrap();
+    // after the lockout the counter starts over
+    for _ in 0..4 {
+        assert_eq!(
+            login(&e, "bob", "wrong")
+                .await
+                .unwrap_err()
+                .code
+                .vault_status(),
+            400
+        );
+    }
+    login(&e, "bob", PW).await.unwrap();
+}
+
+#[tokio::test]
+async fn failures_spread_over_the_reset_window_do_not_lock() {
+    let e = env().await;
+    e.done(Create, "users/bob", json!({"password": PW})).await;
+    for _ in 0..4 {
+        assert!(login(&e, "bob", "wrong").await.is_err());
+    }
+    e.engine.clock.advance(15.0 * 60.0 + 1.0);
+    for _ in 0..4 {
+        assert_eq!(
+            login(&e, "bob", "wrong")
+                .await
+                .unwrap_err()
+                .code
+                .vault_status(),
+            400
+        );
+    }
+    login(&e, "bob", PW).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_users_are_locked_out_the_same_way() {
+    let e = env().await;
+    for _ in 0..5 {
+        let err = login(&e, "ghost", "guess").await.unwrap_err();
+        assert_eq!(err.message, "invalid username or password");
+    }
+    assert_eq!(
+        login(&e, "ghost", "guess").await.unwrap_err().code,
+        ErrorCode::PermissionDenied
+    );
+    // lockout records of unknown names are swept once they have nothing left to say
+    e.engine.clock.advance(31.0 * 60.0);
+    assert!(login(&e, "someone-else", "x").await.is_err());
+    assert!(e.view.get("lockout/ghost").await.unwrap().is_none());
+    assert!(e.view.get("lockout/someone-else").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_failures_are_all_counted() {
+    let e = env().await;
+    e.done(Create, "users/bob", json!({"password": PW})).await;
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let (engine, view, mount) = (e.engine.clone(), e.view.clone(), e.mount.clone());
+        tasks.push(tokio::spawn(async move {
+            crate::auth::test_util::call_engine(
+                engine.as_ref(),
+                &view,
+                &mount,
+                Update,
+                "login/bob",
+                json!({"password": "wrong"}),
+                ip("127.0.0.1"),
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().is_err());
+    }
+    assert_eq!(
+        login(&e, "bob", PW).await.unwrap_err().code,
+        ErrorCode::PermissionDenied
+    );
+}
+
+#[tokio::test]
+async fn lockout_config_from_mount_options() {
+    let e = env_with(json!({"user_lockout_config": {
+        "lockout_threshold": "2", "lockout_duration": "1m", "lockout_counter_reset": "30s"}}))
+    .await;
+    e.done(Create, "users/bob", json!({"password": PW})).await;
+    assert!(login(&e, "bob", "wrong").await.is_err());
+    assert!(login(&e, "bob", "wrong").await.is_err());
+    assert_eq!(
+        login(&e, "bob", PW).await.unwrap_err().code,
+        ErrorCode::PermissionDenied
+    );
+    e.engine.clock.advance(61.0);
+    login(&e, "bob", PW).await.unwrap();
+
+    let e = env_with(json!({"user_lockout_config": {"lockout_disable": true}})).await;
+    e.done(Create, "users/bob", json!({"password": PW})).await;
+    for _ in 0..7 {
+        assert!(login(&e, "bob", "wrong").await.is_err());
+    }
+    login(&e, "bob", PW).await.unwrap();
+    assert!(e.view.list("lockout/").await.unwrap().is_empty());
+
+    let cfg = LockoutConfig::from_mount(&mount_entry(
+        "auth/userpass/",
+        "userpass",
+        json!({"user_lockout_config": {"lockout_threshold": "many"}}),
+    ));
+    assert_eq!(cfg, LockoutConfig::default());
+}
+
+#[tokio::test]
+async fn passwords_are_stored_as_argon2id_only() {
+    let e = env().await;
+    e.done(Create, "users/bob", json!({"password": PW})).await;
+    e.done(
+        Update,
+        "users/bob/password",
+        json!({"password": "second-Passw0rd"}),
+    )
+    .await;
+    e.done(Create, "users/carol", json!({"password": "third-Passw0rd"}))
+        .await;
+    let _ = login(&e, "bob", PW).await;
+    let _ = login(&e, "nobody", "fourth-Passw0rd").await;
+    for pw in [PW, "second-Passw0rd", "third-Passw0rd", "fourth-Passw0rd"] {
+        e.assert_not_stored(pw).await;
+    }
+    let stored: Value =
+        serde_json::from_slice(&e.view.get("user/bob").await.unwrap().unwrap()).unwrap();
+    let hash = stored["password_hash"].as_str().unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_types_are_400_and_change_nothing() {
+    let e = env().await;
+    e.done(Create, "users/bob", json!({"password": PW})).await;
+    let before = e.dump().await;
+    for (path, body) in [
+        ("users/bob", json!({"password": {"a": 1}})),
+        ("users/bob", json!({"password": ""})),
+        ("users/bob", json!({"token_ttl": [1]})),
+        ("users/bob", json!({"token_num_uses": "many"})),
+        ("users/bob", json!({"token_bound_cidrs": "999.0.0.0/8"})),
+        ("users/bob", json!({"token_policies": 5.5, "password": "x"})),
+        ("users/bob", json!({"bound_cidrs": "nope"})),
+        (
+            "users/new",
+            json!({"password": "x", "token_no_default_policy": "sometimes"}),
+        ),
+        ("users/bob/password", json!({"password": true})),
+        ("users/bob/policies", json!({"token_policies": {"x": 1}})),
+    ] {
+        let err = e.err(Update, path, body.clone()).await;
+        assert_eq!(err.code.vault_status(), 400, "{path} {body}: {err:?}");
+    }
+    assert_eq!(e.dump().await, before, "a refused request changed storage");
+    login(&e, "bob", PW).await.unwrap();
+}
+
+#[tokio::test]
+async fn factory_builds_an_engine() {
+    let f = userpass_factory();
+    let engine = f(&mount_entry("auth/userpass/", "userpass", json!({}))).unwrap();
+    assert_eq!(engine.unauthenticated_paths(), &["login/*"]);
+    assert!(format!("{:?}", UserpassEngine::new()).starts_with("UserpassEngine"));
+}
+
+#[test]
+fn lockout_state_machine() {
+    let cfg = LockoutConfig::default();
+    let mut e = None;
+    for i in 1..=4 {
+        let next = LockoutEntry::after_failure(e, 100.0 + i as f64, &cfg);
+        assert_eq!(next.failed, i);
+        assert!(!next.locked(100.0 + i as f64));
+        e = Some(next);
+    }
+    let locked = LockoutEntry::after_failure(e, 105.0, &cfg);
+    assert!(locked.locked(105.0) && locked.locked(105.0 + 899.0));
+    assert!(!locked.locked(105.0 + 900.0));
+    let fresh = LockoutEntry::after_failure(Some(locked.clone()), 105.0 + 901.0, &cfg);
+    assert_eq!(fresh.failed, 1);
+    assert!(!locked.stale(105.0 + 10.0, &cfg));
+    assert!(locked.stale(105.0 + 900.0, &cfg));
+}
