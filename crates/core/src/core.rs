@@ -61,11 +61,6 @@ pub struct Core {
     active: ArcSwapOption<Active>,
 }
 
-/// Caller identity after authentication.
-pub struct Caller {
-    pub token: Option<Arc<TokenEntry>>,
-}
-
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -8,7 +8,7 @@ use crate::error::{CoreError, Result};
 use crate::request::{Operation, Request, Response};
 use crate::router::{MountConfig, MountEntry};
 use crate::token::TokenEntry;
-use crate::util::{format_duration, parse_duration_value, value_as_bool, value_as_string_list};
+use crate::util::{parse_duration_value, value_as_bool, value_as_string_list};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -755,9 +755,4 @@ async fn policy_path(
         }
         _ => Err(CoreError::unsupported_operation()),
     }
-}
-
-#[allow(dead_code)]
-fn describe_duration(secs: u64) -> String {
-    format_duration(std::time::Duration::from_secs(secs))
 }

@@ -136,7 +136,6 @@ impl Server {
     }
 
     /// Everything the server printed so far (stdout and stderr).
-    #[allow(dead_code)]
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
     }
