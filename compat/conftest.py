@@ -269,3 +269,33 @@ def token_for_policy(dev_server, client):
             client.sys.delete_policy(name)
         except hvac.exceptions.VaultError:
             pass
+
+
+# --- auth method mounts (AppRole, userpass) ---------------------------------------------------------
+
+def _auth_mount(client, method: str) -> str:
+    path = uid(method)
+    client.sys.enable_auth_method(method, path=path)
+    return path
+
+
+@pytest.fixture
+def approle_mount(client):
+    """A fresh AppRole auth mount at a unique path (auth/<path>), disabled afterwards."""
+    path = _auth_mount(client, "approle")
+    yield path
+    try:
+        client.sys.disable_auth_method(path)
+    except hvac.exceptions.VaultError:
+        pass
+
+
+@pytest.fixture
+def userpass_mount(client):
+    """A fresh userpass auth mount at a unique path (auth/<path>), disabled afterwards."""
+    path = _auth_mount(client, "userpass")
+    yield path
+    try:
+        client.sys.disable_auth_method(path)
+    except hvac.exceptions.VaultError:
+        pass

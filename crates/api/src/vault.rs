@@ -353,7 +353,13 @@ async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> HttpResponse
 
     let bytes = match read_body(body).await {
         Ok(b) => b,
-        Err(e) => return core_error(&e),
+        Err(e) => {
+            // the rest of the body was not read: the connection cannot be reused
+            let mut resp = core_error(&e);
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
     };
     let is_patch = method == Method::PATCH;
     if is_patch {

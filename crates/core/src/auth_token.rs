@@ -17,6 +17,8 @@ pub struct TokenEngine {
     tokens: Arc<TokenStore>,
     default_ttl: u64,
     max_ttl: u64,
+    /// To ask the auth method that issued a token whether it may be renewed.
+    active: std::sync::Weak<crate::core::Active>,
 }
 
 /// A token role (`auth/token/roles/<name>`).
@@ -152,11 +154,17 @@ pub fn auth_info(token: String, e: &TokenEntry) -> AuthInfo {
 }
 
 impl TokenEngine {
-    pub fn new(tokens: Arc<TokenStore>, default_ttl: u64, max_ttl: u64) -> Self {
+    pub fn new(
+        tokens: Arc<TokenStore>,
+        default_ttl: u64,
+        max_ttl: u64,
+        active: std::sync::Weak<crate::core::Active>,
+    ) -> Self {
         TokenEngine {
             tokens,
             default_ttl,
             max_ttl,
+            active,
         }
     }
 
@@ -381,12 +389,38 @@ impl TokenEngine {
         param_duration(req.data, "increment")
     }
 
+    /// A token from an auth method's login is renewed only while that method still vouches for
+    /// it (Vault asks the method's renew handler).
+    async fn check_issuer(&self, e: &TokenEntry) -> Result<()> {
+        if !e.path.starts_with("auth/") || e.path.starts_with("auth/token/") {
+            return Ok(());
+        }
+        let active = self.active.upgrade().ok_or_else(CoreError::sealed)?;
+        let (mount, rel) = active.router.route(&e.path).ok_or_else(|| {
+            CoreError::invalid("the auth method that issued this token is no longer enabled")
+        })?;
+        let data = Map::new();
+        let req = EngineRequest {
+            operation: Operation::Update,
+            path: rel,
+            data: &data,
+            storage: &mount.view,
+            mount: &mount.entry,
+            token: Some(e),
+            client_token: None,
+            request_id: "",
+            remote_addr: None,
+        };
+        mount.engine.renew_check(&req).await
+    }
+
     async fn renewed(
         &self,
         token: Option<String>,
         e: &TokenEntry,
         increment: u64,
     ) -> Result<Response> {
+        self.check_issuer(e).await?;
         let renewed = self.tokens.renew(&e.hash, increment, self.max_ttl).await?;
         Ok(Response {
             auth: Some(auth_info(token.unwrap_or_default(), &renewed)),

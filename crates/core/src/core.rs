@@ -410,6 +410,7 @@ impl Core {
                 active.tokens.clone(),
                 self.config.default_lease_ttl,
                 self.config.max_lease_ttl,
+                Arc::downgrade(active),
             )),
             "cubbyhole" => Arc::new(crate::cubbyhole::CubbyholeEngine::new(
                 active.tokens.clone(),
@@ -523,6 +524,11 @@ impl Core {
             .collect();
         active.router.set(rest);
         self.persist_mounts(&active).await?;
+        // everything the mount handed out goes with it: tokens of an auth method, leases of an
+        // engine
+        for id in active.leases.ids_under(&path).await? {
+            crate::sys::revoke_lease(&active, &id).await?;
+        }
         mount.view.delete_prefix("").await?;
         mount.engine.cleanup().await?;
         Ok(())

@@ -102,6 +102,13 @@ pub trait Engine: Send + Sync + 'static {
         &[]
     }
 
+    /// Called before a token this auth method issued at login is renewed: refuse when the login
+    /// it came from no longer holds (role or user deleted, policies changed). `req.token` is the
+    /// token being renewed and `req.path` the login path relative to the mount.
+    async fn renew_check(&self, _req: &EngineRequest<'_>) -> Result<()> {
+        Ok(())
+    }
+
     /// Called when the mount is disabled, after its storage has been removed.
     async fn cleanup(&self) -> Result<()> {
         Ok(())

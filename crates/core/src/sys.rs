@@ -240,23 +240,15 @@ pub(crate) async fn dispatch(
                 .get(&id)
                 .await?
                 .ok_or_else(|| CoreError::invalid("lease not found"))?;
-            let increment = match d.get("increment") {
-                None | Some(Value::Null) => 0,
-                Some(v) => parse_duration_value(v)?.as_secs(),
-            };
+            if let Some(v) = d.get("increment").filter(|v| !v.is_null()) {
+                parse_duration_value(v)?;
+            }
             match &lease.token_hash {
-                Some(h) => {
-                    let e = active
-                        .tokens
-                        .renew(h, increment, core.config().max_lease_ttl)
-                        .await?;
-                    Ok(Response {
-                        lease_id: id,
-                        renewable: e.renewable,
-                        lease_duration: e.ttl,
-                        ..Default::default()
-                    })
-                }
+                // as in Vault: a token is renewed through auth/token/renew*, which asks the auth
+                // method that issued it
+                Some(_) => Err(CoreError::invalid(
+                    "tokens cannot be renewed through this endpoint",
+                )),
                 None => Err(CoreError::invalid("lease is not renewable")),
             }
         }
@@ -277,7 +269,12 @@ pub(crate) async fn dispatch(
             let force = p.starts_with("leases/revoke-force/");
             let prefix = p.splitn(3, '/').nth(2).unwrap_or("").trim_end_matches('/');
             crate::lease::validate_lease_id(prefix)?;
-            for id in active.leases.ids_under(&format!("{prefix}/")).await? {
+            // the prefix may itself be a lease id (Vault revokes it first)
+            let mut ids = active.leases.ids_under(&format!("{prefix}/")).await?;
+            if active.leases.get(prefix).await?.is_some() {
+                ids.insert(0, prefix.to_string());
+            }
+            for id in ids {
                 match revoke_lease(active, &id).await {
                     Ok(()) => {}
                     Err(_) if force => active.leases.delete(&id).await?,
@@ -361,7 +358,7 @@ fn lease_id_param(d: &Map<String, Value>) -> Result<String> {
 }
 
 /// Revoke one lease: a token's lease revokes the token (and its children).
-async fn revoke_lease(active: &Active, id: &str) -> Result<()> {
+pub(crate) async fn revoke_lease(active: &Active, id: &str) -> Result<()> {
     match active.leases.get(id).await? {
         Some(l) => match &l.token_hash {
             Some(h) => active.tokens.revoke_tree(h).await,

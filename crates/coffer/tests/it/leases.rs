@@ -174,16 +174,25 @@ fn lease_lookup_renew_revoke_and_prefix() {
     assert_eq!(v["data"]["id"], lease.as_str());
     assert!(v["data"]["ttl"].as_u64().unwrap() <= 3600);
     assert!(v["data"]["last_renewal"].is_null());
+    // a token's lease is renewed through the token (as in Vault), which updates the lease
     let (st, v) = s.root(
         "PUT",
         "sys/leases/renew",
         Some(json!({"lease_id": lease, "increment": "2h"})),
     );
-    assert_eq!(st, 200, "{v}");
-    assert_eq!(v["lease_id"], lease.as_str());
-    assert!(v["lease_duration"].as_u64().unwrap() > 3600);
+    assert_eq!(st, 400, "{v}");
+    for t in [&t1, &t2] {
+        let (st, v) = s.root(
+            "POST",
+            "auth/token/renew",
+            Some(json!({"token": t, "increment": "2h"})),
+        );
+        assert_eq!(st, 200, "{v}");
+        assert!(v["auth"]["lease_duration"].as_u64().unwrap() > 3600);
+    }
     let (_, v) = s.root("PUT", "sys/leases/lookup", Some(json!({"lease_id": lease})));
-    assert!(v["data"]["last_renewal"].is_string());
+    assert!(v["data"]["last_renewal"].is_string(), "{v}");
+    assert!(v["data"]["ttl"].as_u64().unwrap() > 3600, "{v}");
     // a non-sudo token may not list leases
     let plain = s.token_with(&["default"]);
     assert_eq!(
