@@ -1,0 +1,385 @@
+//! The load engine: N keep-alive HTTP/1.1 connections to one loopback address, each driven by
+//! its own task sending one request at a time (closed loop), or on a fixed schedule (open loop,
+//! `rate`). Every run is bounded by a duration and/or a request count and by a hard time cap.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+pub type Body = Full<Bytes>;
+/// Builds request number `seq` (unique across all connections of one run).
+pub type MakeReq = Arc<dyn Fn(u64) -> Result<Request<Body>> + Send + Sync>;
+
+/// One request may take at most this long; a server that stops answering is an error.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One keep-alive HTTP/1.1 client connection.
+pub struct Conn {
+    addr: SocketAddr,
+    sender: SendRequest<Body>,
+    pub reconnects: u64,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> Result<Conn> {
+        if !addr.ip().is_loopback() {
+            bail!("refusing to send load to non-loopback address {addr}");
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| anyhow!("connecting to {addr} timed out"))?
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .with_context(|| format!("HTTP handshake with {addr}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn {
+            addr,
+            sender,
+            reconnects: 0,
+        })
+    }
+
+    /// Send one request and read the whole answer (status, body).
+    pub async fn send(&mut self, req: Request<Body>) -> Result<(StatusCode, Bytes)> {
+        if self.sender.is_closed() {
+            let fresh = Conn::open(self.addr).await?;
+            self.sender = fresh.sender;
+            self.reconnects += 1;
+        }
+        let what = format!("{} {}", req.method(), req.uri());
+        let fut = async {
+            self.sender.ready().await?;
+            let resp = self.sender.send_request(req).await?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
+            Err(_) => bail!("{what}: no answer within {REQUEST_TIMEOUT:?}"),
+            Ok(Err(e)) => Err(anyhow!(e).context(what)),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+}
+
+/// How a run is bounded and paced.
+#[derive(Clone, Debug)]
+pub struct Load {
+    pub connections: usize,
+    /// Measured time (after the warm-up).
+    pub duration: Option<Duration>,
+    /// Total number of requests (warm-up included).
+    pub requests: Option<u64>,
+    /// Total target rate in requests/s (open loop); `None` = as fast as possible.
+    pub rate: Option<f64>,
+    /// Requests sent before this much time has passed are not recorded.
+    pub warmup: Duration,
+    /// Hard limit: the run fails if it is not done by then.
+    pub time_cap: Duration,
+}
+
+/// Raw outcome of one run.
+pub struct Run {
+    /// Latencies of the recorded requests, in nanoseconds.
+    pub lat_ns: Vec<u64>,
+    /// Measured window: end of warm-up to the last answer.
+    pub elapsed: Duration,
+    /// Size of the last response body.
+    pub resp_bytes: usize,
+    pub reconnects: u64,
+}
+
+struct Shared {
+    make: MakeReq,
+    seq: AtomicU64,
+    stop: AtomicBool,
+    start: Instant,
+    record_from: Instant,
+    end: Option<Instant>,
+    cap: Instant,
+    requests: Option<u64>,
+    /// Per-connection interval between sends (open loop).
+    interval: Option<Duration>,
+    connections: usize,
+}
+
+struct WorkerOut {
+    lat_ns: Vec<u64>,
+    last: Instant,
+    resp_bytes: usize,
+    reconnects: u64,
+}
+
+/// Run `make`'s requests against `addr` as `load` says. Any non-2xx answer, transport error or
+/// timeout stops the whole run and is returned as the error.
+pub async fn run(addr: SocketAddr, load: &Load, make: MakeReq) -> Result<Run> {
+    if load.connections == 0 {
+        bail!("need at least one connection");
+    }
+    if load.duration.is_none() && load.requests.is_none() {
+        bail!("a run needs a duration or a request count");
+    }
+    let mut conns = Vec::with_capacity(load.connections);
+    for _ in 0..load.connections {
+        conns.push(Conn::open(addr).await?);
+    }
+    let start = Instant::now() + Duration::from_millis(5);
+    let record_from = start + load.warmup;
+    let interval = match load.rate {
+        Some(r) if r > 0.0 => Some(Duration::from_secs_f64(load.connections as f64 / r)),
+        Some(r) => bail!("invalid rate {r}"),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        make,
+        seq: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        start,
+        record_from,
+        end: load.duration.map(|d| record_from + d),
+        cap: start + load.time_cap,
+        requests: load.requests,
+        interval,
+        connections: load.connections,
+    });
+    let mut set = JoinSet::new();
+    for (w, conn) in conns.into_iter().enumerate() {
+        let shared = shared.clone();
+        set.spawn(async move {
+            let r = worker(w, conn, &shared).await;
+            if r.is_err() {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+            r
+        });
+    }
+    let mut outs = Vec::with_capacity(load.connections);
+    let mut first_err: Option<anyhow::Error> = None;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(Ok(o)) => outs.push(o),
+            Ok(Err(e)) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                first_err.get_or_insert(anyhow!("load task failed: {e}"));
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let last = outs.iter().map(|o| o.last).max().unwrap_or(record_from);
+    let elapsed = last.saturating_duration_since(record_from);
+    let resp_bytes = outs.iter().map(|o| o.resp_bytes).max().unwrap_or(0);
+    let reconnects = outs.iter().map(|o| o.reconnects).sum();
+    let total: usize = outs.iter().map(|o| o.lat_ns.len()).sum();
+    let mut lat_ns = Vec::with_capacity(total);
+    for o in outs {
+        lat_ns.extend(o.lat_ns);
+    }
+    Ok(Run {
+        lat_ns,
+        elapsed,
+        resp_bytes,
+        reconnects,
+    })
+}
+
+async fn worker(w: usize, mut conn: Conn, s: &Shared) -> Result<WorkerOut> {
+    tokio::time::sleep_until(s.start.into()).await;
+    let mut lat_ns = Vec::with_capacity(4096);
+    let mut last = s.start;
+    let mut resp_bytes = 0;
+    // Open loop: spread the connections' schedules evenly over one interval.
+    let mut next = s
+        .interval
+        .map(|iv| s.start + iv.mul_f64(w as f64 / s.connections as f64));
+    loop {
+        if s.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let now = Instant::now();
+        if s.end.is_some_and(|end| now >= end) {
+            break;
+        }
+        if now >= s.cap {
+            bail!(
+                "run did not finish within its time cap of {:?}",
+                s.cap - s.start
+            );
+        }
+        if let Some(at) = next {
+            if at > now {
+                tokio::time::sleep_until(at.into()).await;
+                if s.end.is_some_and(|end| Instant::now() >= end) {
+                    break;
+                }
+            }
+        }
+        let seq = s.seq.fetch_add(1, Ordering::Relaxed);
+        if s.requests.is_some_and(|max| seq >= max) {
+            break;
+        }
+        let req = (s.make)(seq)?;
+        let what = format!("{} {}", req.method(), req.uri());
+        let t0 = Instant::now();
+        let (status, body) = conn.send(req).await?;
+        let t1 = Instant::now();
+        if !status.is_success() {
+            bail!("{what}: HTTP {status}: {}", snippet(&body));
+        }
+        if t0 >= s.record_from {
+            lat_ns.push(u64::try_from((t1 - t0).as_nanos()).unwrap_or(u64::MAX));
+        }
+        resp_bytes = body.len();
+        last = t1;
+        if let (Some(at), Some(iv)) = (next.as_mut(), s.interval) {
+            *at += iv;
+        }
+    }
+    Ok(WorkerOut {
+        lat_ns,
+        last,
+        resp_bytes,
+        reconnects: conn.reconnects,
+    })
+}
+
+/// The start of a response body, for error messages.
+pub fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.chars().count() > 300 {
+        let cut: String = text.chars().take(300).collect();
+        format!("{cut}...")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Throughput and latency of one run (or the medians of several).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub requests: u64,
+    pub elapsed_s: f64,
+    pub rps: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Summary {
+    pub fn from_latencies(mut lat_ns: Vec<u64>, elapsed: Duration) -> Summary {
+        lat_ns.sort_unstable();
+        let n = lat_ns.len();
+        let pct = |q: f64| -> f64 {
+            if n == 0 {
+                return 0.0;
+            }
+            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+            lat_ns[rank - 1] as f64 / 1e6
+        };
+        let secs = elapsed.as_secs_f64();
+        let mean = if n == 0 {
+            0.0
+        } else {
+            lat_ns.iter().map(|&x| x as f64).sum::<f64>() / n as f64 / 1e6
+        };
+        Summary {
+            requests: n as u64,
+            elapsed_s: secs,
+            rps: if secs > 0.0 { n as f64 / secs } else { 0.0 },
+            mean_ms: mean,
+            p50_ms: pct(0.50),
+            p90_ms: pct(0.90),
+            p99_ms: pct(0.99),
+            max_ms: pct(1.0),
+        }
+    }
+
+    pub fn from_run(run: Run) -> Summary {
+        Summary::from_latencies(run.lat_ns, run.elapsed)
+    }
+
+    /// Field-wise median of several runs.
+    pub fn median(runs: &[Summary]) -> Summary {
+        fn med(mut v: Vec<f64>) -> f64 {
+            if v.is_empty() {
+                return 0.0;
+            }
+            v.sort_by(|a, b| a.total_cmp(b));
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        }
+        let f = |g: fn(&Summary) -> f64| med(runs.iter().map(g).collect());
+        Summary {
+            requests: f(|s| s.requests as f64).round() as u64,
+            elapsed_s: f(|s| s.elapsed_s),
+            rps: f(|s| s.rps),
+            mean_ms: f(|s| s.mean_ms),
+            p50_ms: f(|s| s.p50_ms),
+            p90_ms: f(|s| s.p90_ms),
+            p99_ms: f(|s| s.p99_ms),
+            max_ms: f(|s| s.max_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let lat: Vec<u64> = (1..=100).map(|i| i * 1_000_000).collect();
+        let s = Summary::from_latencies(lat, Duration::from_secs(2));
+        assert_eq!(s.requests, 100);
+        assert!((s.rps - 50.0).abs() < 1e-9);
+        assert!((s.p50_ms - 50.0).abs() < 1e-9);
+        assert!((s.p90_ms - 90.0).abs() < 1e-9);
+        assert!((s.p99_ms - 99.0).abs() < 1e-9);
+        assert!((s.max_ms - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn medians() {
+        let a = Summary {
+            rps: 1.0,
+            ..Default::default()
+        };
+        let b = Summary {
+            rps: 5.0,
+            ..Default::default()
+        };
+        let c = Summary {
+            rps: 3.0,
+            ..Default::default()
+        };
+        assert_eq!(Summary::median(&[a, b, c]).rps, 3.0);
+    }
+}
