@@ -523,18 +523,24 @@ fn writer(
         for job in jobs {
             match job {
                 Job::Entry(mut e, done) => {
-                    tentative.seq += 1;
-                    e.insert("seq".into(), tentative.seq.into());
+                    let seq = tentative.seq + 1;
+                    e.insert("seq".into(), seq.into());
                     e.insert("prev_hash".into(), tentative.last_hash.clone().into());
-                    let hash = super::verify::entry_hash(&chain, &e);
-                    e.insert("hash".into(), hash.clone().into());
-                    tentative.last_hash = hash;
-                    buf.extend_from_slice(prefix.as_bytes());
-                    if serde_json::to_writer(&mut buf, &e).is_err() {
+                    // serialized once: the chain hash covers exactly these bytes (the entry
+                    // without `hash`, keys in serde_json's order), then `hash` is appended
+                    let Ok(mut line) = serde_json::to_vec(&e) else {
                         let _ = done.send(Err("cannot serialize audit entry".into()));
                         continue;
-                    }
-                    buf.push(b'\n');
+                    };
+                    let hash = hex::encode(hmac::sign(&chain, &line).as_ref());
+                    line.pop();
+                    line.extend_from_slice(b",\"hash\":\"");
+                    line.extend_from_slice(hash.as_bytes());
+                    line.extend_from_slice(b"\"}\n");
+                    buf.extend_from_slice(prefix.as_bytes());
+                    buf.extend_from_slice(&line);
+                    tentative.seq = seq;
+                    tentative.last_hash = hash;
                     waiters.push(done);
                 }
                 Job::Reopen(done) => {
