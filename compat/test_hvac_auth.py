@@ -343,12 +343,6 @@ def test_approle_bad_credentials(dev_server, client, approle_mount):
     assert num_uses(client, approle_mount, role, sid) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "coffer bug: AppRole has no user lockout -- after 5 logins with the right role_id and wrong "
-    "secret_ids (each 400 'invalid role or secret ID'), the right secret_id still logs in (200). "
-    "Vault's user lockout is on by default for userpass, ldap and approle (docs: concepts/user-lockout, "
-    "threshold 5, duration 15m); for approle the locked 'user' is the role_id (the login alias), and "
-    "a locked login gets 403 'permission denied'"))
 def test_approle_lockout(dev_server, client, approle_mount):
     role, role_id = make_role(client, approle_mount)
     sid = new_secret_id(client, approle_mount, role)["secret_id"]
@@ -380,11 +374,6 @@ def test_approle_token_renewal(dev_server, client, approle_mount):
     assert r["lease_duration"] <= 7200
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "coffer bug: a token from an AppRole login is still renewed (200, lease_duration=increment) after "
-    "its role was deleted; Vault routes the renewal to the auth method (approle pathLoginRenew), "
-    "which fails with 'role \"<name>\" does not exist during renewal', so the token lives out its "
-    "current TTL and no longer"))
 def test_approle_token_not_renewed_after_role_deleted(dev_server, client, approle_mount):
     role, role_id = make_role(client, approle_mount, token_ttl="60s", token_max_ttl="2h")
     sid = new_secret_id(client, approle_mount, role)["secret_id"]
@@ -484,11 +473,6 @@ def test_userpass_token_renewal(dev_server, client, userpass_mount):
     assert 3500 <= r["lease_duration"] <= 3600
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "coffer bug: a userpass login token is still renewed (200, lease_duration=increment) after the "
-    "user was deleted; Vault's userpass pathLoginRenew answers nil for a missing user (the API docs "
-    "of users/:username say deleting a user does not revoke its tokens, but 'the next renew will "
-    "cause the lease to expire'), so the token only lives out its current TTL"))
 def test_userpass_token_not_renewed_after_user_deleted(dev_server, client, userpass_mount):
     user, password = make_user(client, userpass_mount, token_ttl="60s", token_max_ttl="2h")
     tc = dev_server.client(up_login(dev_server, userpass_mount, user, password)["auth"]["client_token"])
@@ -497,11 +481,6 @@ def test_userpass_token_not_renewed_after_user_deleted(dev_server, client, userp
     assert tc.auth.token.lookup_self()["data"]["ttl"] <= 60
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "coffer bug: a userpass login token is still renewed after the user's policies changed; Vault's "
-    "userpass pathLoginRenew refuses with 'policies have changed, not renewing' "
-    "(policyutil.EquivalentPolicies(user.TokenPolicies, auth.TokenPolicies) is false), so the old "
-    "policy set cannot be kept alive by renewing"))
 def test_userpass_token_not_renewed_after_policies_changed(dev_server, client, userpass_mount):
     user, password = make_user(client, userpass_mount, policies=["default", "old-pol"],
                                token_ttl="60s", token_max_ttl="2h")

@@ -280,6 +280,16 @@ pub(crate) fn parse_policies(list: Vec<String>) -> Vec<String> {
     out
 }
 
+/// Vault's `policyutil.EquivalentPolicies`: the same set of policies, leaving out `default`
+/// (the core may have added it to a token after the method's login answered).
+pub(crate) fn equivalent_policies(a: &[String], b: &[String]) -> bool {
+    use std::collections::BTreeSet;
+    let set = |l: &[String]| -> BTreeSet<String> {
+        l.iter().filter(|p| *p != "default").cloned().collect()
+    };
+    set(a) == set(b)
+}
+
 /// `token_policies`: trimmed, without empties or duplicates, order kept.
 fn clean_policies(list: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(list.len());
@@ -636,6 +646,19 @@ mod tests {
             parse_policies(vec!["a".into(), "root".into()]),
             vec!["root"]
         );
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(equivalent_policies(
+            &v(&["a", "b"]),
+            &v(&["b", "default", "a", "a"])
+        ));
+        assert!(equivalent_policies(&[], &v(&["default"])));
+        assert!(equivalent_policies(&v(&["default"]), &[]));
+        assert!(!equivalent_policies(&v(&["a"]), &v(&["a", "b"])));
+        assert!(!equivalent_policies(
+            &v(&["a", "default"]),
+            &v(&["default"])
+        ));
+        assert!(!equivalent_policies(&v(&["A"]), &v(&["a"])));
         let (mut old, mut new) = (vec![], vec![]);
         upgrade_legacy(false, Some(vec!["x".to_string()]), &mut old, &mut new);
         assert_eq!(

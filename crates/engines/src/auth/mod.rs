@@ -2,10 +2,13 @@
 //! [`LoginAuth`](coffer_core::request::LoginAuth); the core creates the token.
 //!
 //! - [`approle`]: Vault's AppRole (`role_id` + `secret_id`), secret IDs stored HMAC'd.
-//! - [`userpass`]: Vault's userpass, passwords hashed with Argon2id, user lockout.
+//! - [`userpass`]: Vault's userpass, passwords hashed with Argon2id.
+//!
+//! Both lock a login name out after repeated failures (Vault's user lockout, `lockout`).
 
 pub mod approle;
 mod common;
+mod lockout;
 mod password;
 #[cfg(test)]
 mod test_util;

@@ -5,6 +5,7 @@ use coffer_core::barrier::{Barrier, SecretKey, View};
 use coffer_core::error::{CoreError, Result};
 use coffer_core::request::{LoginAuth, Operation, Response};
 use coffer_core::router::{Engine, EngineRequest, MountEntry};
+use coffer_core::token::TokenEntry;
 use coffer_storage::{Backend, InmemBackend};
 use serde_json::{Map, Value};
 use std::net::IpAddr;
@@ -55,6 +56,22 @@ pub(crate) async fn call_engine(
         remote_addr: remote,
     };
     engine.handle(&req).await
+}
+
+/// A token as the core stores it after a login that answered with `meta` (`policies` as the
+/// core made them, i.e. with `default` added).
+pub(crate) fn login_token(path: &str, meta: Value, policies: &[&str]) -> TokenEntry {
+    serde_json::from_value(serde_json::json!({
+        "hash": "0".repeat(64),
+        "accessor": "test-accessor",
+        "policies": policies,
+        "meta": meta,
+        "creation_time": 0.0,
+        "ttl": 60,
+        "renewable": true,
+        "path": path,
+    }))
+    .expect("a token entry")
 }
 
 pub(crate) struct Env<E: Engine> {
@@ -172,6 +189,23 @@ impl<E: Engine> Env<E> {
             remote_addr: None,
         };
         self.engine.exists(&req).await.unwrap()
+    }
+
+    /// The engine's verdict on renewing `token`, issued at `login_path` (relative to the mount).
+    pub async fn renew_check(&self, login_path: &str, token: Option<&TokenEntry>) -> Result<()> {
+        let data = Map::new();
+        let req = EngineRequest {
+            operation: Operation::Update,
+            path: login_path,
+            data: &data,
+            storage: &self.view,
+            mount: &self.mount,
+            token,
+            client_token: None,
+            request_id: "",
+            remote_addr: None,
+        };
+        self.engine.renew_check(&req).await
     }
 
     /// Every record of the mount, decrypted, sorted by key.

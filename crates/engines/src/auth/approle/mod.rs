@@ -10,11 +10,19 @@
 //! | `role_id/<hmac(role_id)>` | `{"name": <role>}`: the unique role_id → role index |
 //! | `secret_id/<role uuid>/<hmac(secret_id)>` | the secret ID's properties (no secret in it) |
 //! | `accessor/<hmac(accessor)>` | `{"secret_id_hmac", "role_uuid"}` |
+//! | `lockout/<hmac(role_id)>` | failed-login state of a role_id (see below) |
 //!
 //! Secret IDs live under the role's `uuid`, which is new each time a role is created, so the
 //! secret IDs of a deleted role can never log in to a new role of the same name (tidy removes
 //! them). Every change that must not race (use counts, role_id uniqueness, creation of a secret
 //! ID) is a single `View::transaction` with `Check`s on what was read, retried on conflict.
+//!
+//! User lockout (Vault's, on by default): logins with an existing role_id and a wrong (or
+//! expired, or used up) secret ID count as failures of that role_id; 5 within 15 minutes lock it
+//! for 15 minutes, during which every login with it gets `403 permission denied` before the
+//! secret ID is looked at (so nothing is spent). A successful login resets the count. Unknown
+//! role_ids are never counted, so they cannot create state. The mount option
+//! `user_lockout_config` changes the settings, as for userpass.
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +34,7 @@ use super::common::{
     too_much_contention, unsupported_path, upgrade_legacy, valid_name, Clock, MountHmacKey,
     TokenParams, MAX_CAS_RETRIES, MAX_HMAC_INPUT,
 };
+use super::lockout::{Lockout, LockoutConfig};
 use async_trait::async_trait;
 use coffer_core::barrier::View;
 use coffer_core::error::{CoreError, Result};
@@ -52,6 +61,7 @@ pub struct AppRoleEngine {
     hmac: MountHmacKey,
     clock: Clock,
     tidy_running: AtomicBool,
+    lockout: Lockout,
 }
 
 impl std::fmt::Debug for AppRoleEngine {
@@ -72,6 +82,7 @@ impl AppRoleEngine {
             hmac: MountHmacKey::default(),
             clock: Clock::default(),
             tidy_running: AtomicBool::new(false),
+            lockout: Lockout::default(),
         }
     }
 }
@@ -1008,6 +1019,15 @@ impl AppRoleEngine {
         if !bool::from(role.role_id.as_bytes().ct_eq(role_id.as_bytes())) {
             return Err(invalid());
         }
+        // the role_id is known from here on: it is the name that gets locked out
+        let lockout = LockoutConfig::from_mount(req.mount);
+        if self
+            .lockout
+            .is_locked(storage, &id_hmac, &lockout, self.clock.now())
+            .await?
+        {
+            return Err(CoreError::denied());
+        }
         let remote = req.remote_addr;
         let role_cidr_refused = !role.secret_id_bound_cidrs.is_empty()
             && !cidrs_allow(&role.secret_id_bound_cidrs, remote);
@@ -1027,14 +1047,29 @@ impl AppRoleEngine {
             if secret.is_empty() {
                 return Err(CoreError::invalid("missing secret_id"));
             }
-            if secret.len() > MAX_HMAC_INPUT {
+            let entry = if secret.len() > MAX_HMAC_INPUT {
+                None
+            } else {
+                let secret_hmac = self.hmac.hmac(storage, secret.as_bytes()).await?;
+                let key = secret_key(&role.uuid, &secret_hmac);
+                self.consume_secret_id(storage, &key, remote, role_cidr_check)
+                    .await?
+            };
+            let Some(entry) = entry else {
+                let now = self.clock.now();
+                if self
+                    .lockout
+                    .record_failure(storage, &id_hmac, &lockout, now)
+                    .await?
+                {
+                    tracing::warn!(
+                        mount = %req.mount.path,
+                        role = %role.name,
+                        "approle: too many failed logins, locking the role_id out"
+                    );
+                }
                 return Err(invalid());
-            }
-            let secret_hmac = self.hmac.hmac(storage, secret.as_bytes()).await?;
-            let key = secret_key(&role.uuid, &secret_hmac);
-            let entry = self
-                .consume_secret_id(storage, &key, remote, role_cidr_check)
-                .await?;
+            };
             metadata = entry
                 .metadata
                 .into_iter()
@@ -1044,6 +1079,7 @@ impl AppRoleEngine {
         } else {
             role_cidr_check()?;
         }
+        self.lockout.clear(storage, &id_hmac, &lockout).await;
 
         metadata.insert("role_name".into(), Value::from(role.name.clone()));
         let display = display_source(&req.mount.path)
@@ -1061,22 +1097,23 @@ impl AppRoleEngine {
 
     /// Validate the secret ID at `key` and count one use, atomically: every check runs before
     /// anything is written, and the write is conditional on the record being unchanged since
-    /// it was read (a concurrent login makes this one re-read and re-check).
+    /// it was read (a concurrent login makes this one re-read and re-check). `None`: no such
+    /// secret ID (unknown, expired or used up), i.e. invalid credentials.
     async fn consume_secret_id(
         &self,
         storage: &View,
         key: &str,
         remote: Option<std::net::IpAddr>,
         role_cidr_check: impl Fn() -> Result<()>,
-    ) -> Result<SecretIdEntry> {
-        let invalid = || CoreError::invalid(INVALID_CREDENTIALS);
+    ) -> Result<Option<SecretIdEntry>> {
         for _ in 0..MAX_CAS_RETRIES {
-            let (entry, bytes) = load::<SecretIdEntry>(storage, key, "secret ID")
-                .await?
-                .ok_or_else(invalid)?;
+            let Some((entry, bytes)) = load::<SecretIdEntry>(storage, key, "secret ID").await?
+            else {
+                return Ok(None);
+            };
             let now = self.clock.now();
             if entry.expired(now) {
-                return Err(invalid());
+                return Ok(None);
             }
             if !entry.cidr_list.is_empty() && !cidrs_allow(&entry.cidr_list, remote) {
                 return Err(match remote {
@@ -1088,7 +1125,7 @@ impl AppRoleEngine {
             }
             role_cidr_check()?;
             let ops = match entry.secret_id_num_uses {
-                0 => return Ok(entry),
+                0 => return Ok(Some(entry)),
                 1 => {
                     let acc = self
                         .hmac
@@ -1108,7 +1145,7 @@ impl AppRoleEngine {
                 }
             };
             match storage.transaction(ops).await {
-                Ok(()) => return Ok(entry),
+                Ok(()) => return Ok(Some(entry)),
                 Err(e) if is_cas_failure(&e) => continue,
                 Err(e) => return Err(e),
             }
@@ -1289,5 +1326,26 @@ impl Engine for AppRoleEngine {
 
     fn unauthenticated_paths(&self) -> &'static [&'static str] {
         &["login"]
+    }
+
+    /// Vault's `pathLoginRenew`: a token is renewed only while the role it logged in with
+    /// exists.
+    async fn renew_check(&self, req: &EngineRequest<'_>) -> Result<()> {
+        let Some(token) = req.token else {
+            return Ok(());
+        };
+        let name = token
+            .meta
+            .get("role_name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| CoreError::invalid("failed to fetch role_name during renewal"))?;
+        let name = name.to_ascii_lowercase();
+        if !valid_name(&name) || load_role(req.storage, &name).await?.is_none() {
+            return Err(CoreError::invalid(format!(
+                "role {name:?} does not exist during renewal"
+            )));
+        }
+        Ok(())
     }
 }

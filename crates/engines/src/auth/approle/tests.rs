@@ -5,12 +5,16 @@ use crate::auth::test_util::{call_engine, ip, mount_entry, Env};
 use coffer_core::request::Operation::{Create, Delete, List, Read, Update};
 use serde_json::json;
 
-async fn env() -> Env<AppRoleEngine> {
+async fn env_with(options: Value) -> Env<AppRoleEngine> {
     Env::new(
         AppRoleEngine::new(),
-        mount_entry("auth/approle/", "approle", json!({})),
+        mount_entry("auth/approle/", "approle", options),
     )
     .await
+}
+
+async fn env() -> Env<AppRoleEngine> {
+    env_with(json!({})).await
 }
 
 /// Create role `name` with `params`; returns its role_id.
@@ -716,7 +720,8 @@ async fn num_uses_are_counted_and_exhausted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_logins_never_exceed_num_uses() {
-    let e = env().await;
+    // lockout off: the 13 refused logins would lock the role_id out otherwise
+    let e = env_with(json!({"user_lockout_config": {"lockout_disable": true}})).await;
     let rid = role(&e, "web", json!({})).await;
     let (sid, _) = secret(&e, "web", json!({"num_uses": 3})).await;
     let mut tasks = Vec::new();
@@ -837,6 +842,15 @@ async fn cidr_restrictions_refuse_and_consume_nothing() {
         )
         .await;
     assert_eq!(l["secret_id_num_uses"], json!(2));
+    // and a CIDR refusal is no failed login for the lockout
+    for _ in 0..5 {
+        let err = e
+            .login_from("login", body.clone(), ip("10.2.0.1"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code.vault_status(), 400);
+    }
+    assert!(e.view.list("lockout/").await.unwrap().is_empty());
     // IPv4-mapped IPv6 peers match IPv4 blocks
     e.login_from("login", body.clone(), ip("::ffff:10.1.2.3"))
         .await
@@ -1039,4 +1053,262 @@ async fn factory_builds_an_engine() {
     let engine = f(&mount_entry("auth/approle/", "approle", json!({}))).unwrap();
     assert_eq!(engine.unauthenticated_paths(), &["login"]);
     assert!(format!("{:?}", AppRoleEngine::new()).starts_with("AppRoleEngine"));
+}
+
+/// The lockout records of the mount.
+async fn lockout_keys(e: &Env<AppRoleEngine>) -> Vec<String> {
+    e.view.list("lockout/").await.unwrap()
+}
+
+#[tokio::test]
+async fn lockout_after_five_failures() {
+    use coffer_core::error::ErrorCode;
+    let e = env().await;
+    let rid = role(&e, "web", json!({"role_id": "web-role-id-1"})).await;
+    let (sid, _) = secret(&e, "web", json!({"num_uses": 5})).await;
+    let other = role(&e, "other", json!({})).await;
+    let (other_sid, _) = secret(&e, "other", json!({})).await;
+    let wrong = |i: usize| format!("wrong-secret-{i}");
+    let status = |r: Result<coffer_core::request::LoginAuth>| r.unwrap_err().code.vault_status();
+
+    for i in 0..4 {
+        assert_eq!(status(login(&e, &rid, &wrong(i)).await), 400);
+    }
+    // a success resets the counter (and its record goes away)
+    login(&e, &rid, &sid).await.unwrap();
+    assert!(lockout_keys(&e).await.is_empty());
+    for i in 0..4 {
+        assert_eq!(status(login(&e, &rid, &wrong(i)).await), 400);
+    }
+    // a missing secret ID is no failed login (nor is a CIDR refusal: see the CIDR test)
+    e.err_is(
+        Update,
+        "login",
+        json!({"role_id": rid}),
+        400,
+        "missing secret_id",
+    )
+    .await;
+    let err = login(&e, &rid, &wrong(9)).await.unwrap_err();
+    assert_eq!(
+        (err.code.vault_status(), err.message.as_str()),
+        (400, INVALID_CREDENTIALS)
+    );
+
+    // locked: even the right secret ID gets Vault's 403, and no use of it is spent
+    let locked = login(&e, &rid, &sid).await.unwrap_err();
+    assert_eq!(locked.code, ErrorCode::PermissionDenied);
+    assert_eq!(locked.message, "permission denied");
+    e.err_is(
+        Update,
+        "login",
+        json!({"role_id": rid}),
+        403,
+        "permission denied",
+    )
+    .await;
+    let l = e
+        .ok(
+            Update,
+            "role/web/secret-id/lookup",
+            json!({"secret_id": sid}),
+        )
+        .await;
+    assert_eq!(l["secret_id_num_uses"], json!(4));
+    // failures while locked do not extend the lockout
+    assert_eq!(status(login(&e, &rid, &wrong(10)).await), 403);
+
+    // other role_ids are not affected
+    login(&e, &other, &other_sid).await.unwrap();
+    // the record is keyed by the role_id's HMAC, never the role_id itself
+    let keys = lockout_keys(&e).await;
+    assert_eq!(keys.len(), 1);
+    assert!(!keys[0].contains("web-role-id-1"));
+
+    // the state lives in storage: a new engine on the same storage sees it
+    let twin = Env {
+        backend: e.backend.clone(),
+        view: e.view.clone(),
+        mount: e.mount.clone(),
+        engine: Arc::new(AppRoleEngine::new()),
+    };
+    assert_eq!(status(login(&twin, &rid, &sid).await), 403);
+
+    // still locked after 14 minutes, free after 15
+    e.engine.clock.advance(14.0 * 60.0);
+    assert_eq!(status(login(&e, &rid, &sid).await), 403);
+    e.engine.clock.advance(61.0);
+    login(&e, &rid, &sid).await.unwrap();
+    // and the count starts over
+    for i in 0..4 {
+        assert_eq!(status(login(&e, &rid, &wrong(i)).await), 400);
+    }
+    login(&e, &rid, &sid).await.unwrap();
+}
+
+#[tokio::test]
+async fn lockout_counts_spent_and_expired_secret_ids_and_spread_failures_reset() {
+    let e = env().await;
+    let rid = role(&e, "web", json!({})).await;
+    let (once, _) = secret(&e, "web", json!({"num_uses": 1})).await;
+    let (short, _) = secret(&e, "web", json!({"ttl": "10s"})).await;
+    let (sid, _) = secret(&e, "web", json!({})).await;
+    login(&e, &rid, &once).await.unwrap();
+    e.engine.clock.advance(11.0);
+    assert!(login(&e, &rid, &once).await.is_err());
+    assert!(login(&e, &rid, &short).await.is_err());
+    let oversized = "x".repeat(MAX_HMAC_INPUT + 1);
+    assert!(login(&e, &rid, &oversized).await.is_err());
+    // three failures so far; more than 15 minutes later they no longer add up
+    e.engine.clock.advance(15.0 * 60.0 + 1.0);
+    for i in 0..4 {
+        let err = login(&e, &rid, &format!("wrong-{i}")).await.unwrap_err();
+        assert_eq!(err.message, INVALID_CREDENTIALS);
+    }
+    login(&e, &rid, &sid).await.unwrap();
+    // with the three earlier ones they would have locked it
+    assert!(login(&e, &rid, &once).await.is_err());
+    assert!(login(&e, &rid, &short).await.is_err());
+    assert!(login(&e, &rid, &oversized).await.is_err());
+    assert!(login(&e, &rid, "wrong-a").await.is_err());
+    assert!(login(&e, &rid, "wrong-b").await.is_err());
+    assert_eq!(
+        login(&e, &rid, &sid).await.unwrap_err().message,
+        "permission denied"
+    );
+}
+
+#[tokio::test]
+async fn unknown_role_ids_are_not_counted_and_leave_no_state() {
+    let e = env().await;
+    let rid = role(&e, "web", json!({})).await;
+    let (sid, _) = secret(&e, "web", json!({})).await;
+    for i in 0..20 {
+        e.err_is(
+            Update,
+            "login",
+            json!({"role_id": format!("no-such-role-id-{}", i % 2), "secret_id": sid}),
+            400,
+            INVALID_CREDENTIALS,
+        )
+        .await;
+    }
+    assert!(lockout_keys(&e).await.is_empty());
+    login(&e, &rid, &sid).await.unwrap();
+    // a deleted role's role_id is unknown again: 400, whatever its lockout state was
+    for i in 0..5 {
+        assert!(login(&e, &rid, &format!("wrong-{i}")).await.is_err());
+    }
+    assert_eq!(
+        login(&e, &rid, &sid).await.unwrap_err().message,
+        "permission denied"
+    );
+    e.done(Delete, "role/web", json!({})).await;
+    e.err_is(
+        Update,
+        "login",
+        json!({"role_id": rid, "secret_id": sid}),
+        400,
+        INVALID_CREDENTIALS,
+    )
+    .await;
+    // records with nothing left to remember are swept on a later failure
+    role(&e, "other", json!({"role_id": "other-id"})).await;
+    e.engine.clock.advance(31.0 * 60.0);
+    assert!(login(&e, "other-id", "wrong").await.is_err());
+    assert_eq!(
+        lockout_keys(&e).await.len(),
+        1,
+        "only the new record is left"
+    );
+}
+
+#[tokio::test]
+async fn lockout_config_from_mount_options() {
+    let e = env_with(json!({"user_lockout_config": {
+        "lockout_threshold": "2", "lockout_duration": "1m", "lockout_counter_reset": "30s"}}))
+    .await;
+    let rid = role(&e, "web", json!({})).await;
+    let (sid, _) = secret(&e, "web", json!({})).await;
+    assert!(login(&e, &rid, "wrong").await.is_err());
+    assert!(login(&e, &rid, "wrong").await.is_err());
+    assert_eq!(
+        login(&e, &rid, &sid).await.unwrap_err().message,
+        "permission denied"
+    );
+    e.engine.clock.advance(61.0);
+    login(&e, &rid, &sid).await.unwrap();
+
+    // options are strings on a real mount: the config may come as JSON text
+    let e = env_with(json!({"user_lockout_config": "{\"lockout_disable\": true}"})).await;
+    let rid = role(&e, "web", json!({})).await;
+    let (sid, _) = secret(&e, "web", json!({})).await;
+    for _ in 0..7 {
+        assert!(login(&e, &rid, "wrong").await.is_err());
+    }
+    login(&e, &rid, &sid).await.unwrap();
+    assert!(lockout_keys(&e).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_failures_are_all_counted() {
+    let e = env().await;
+    let rid = role(&e, "web", json!({})).await;
+    let (sid, _) = secret(&e, "web", json!({})).await;
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let (engine, view, mount) = (e.engine.clone(), e.view.clone(), e.mount.clone());
+        let body = json!({"role_id": rid, "secret_id": format!("wrong-{i}")});
+        tasks.push(tokio::spawn(async move {
+            call_engine(
+                engine.as_ref(),
+                &view,
+                &mount,
+                Update,
+                "login",
+                body,
+                ip("127.0.0.1"),
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().is_err());
+    }
+    assert_eq!(
+        login(&e, &rid, &sid).await.unwrap_err().message,
+        "permission denied"
+    );
+}
+
+#[tokio::test]
+async fn renewal_needs_the_role() {
+    use crate::auth::test_util::login_token;
+    let e = env().await;
+    let rid = role(&e, "web", json!({"token_policies": "dev"})).await;
+    let (sid, _) = secret(&e, "web", json!({"metadata": {"team": "a"}})).await;
+    let auth = login(&e, &rid, &sid).await.unwrap();
+    let token = login_token(
+        "auth/approle/login",
+        Value::Object(auth.metadata.clone()),
+        &["default", "dev"],
+    );
+    e.renew_check("login", Some(&token)).await.unwrap();
+    // tokens whose login came from elsewhere, or no token at all: nothing to check
+    e.renew_check("login", None).await.unwrap();
+    // the role's settings may change; only its existence matters (as in Vault)
+    e.done(Update, "role/web", json!({"token_policies": "other"}))
+        .await;
+    e.renew_check("login", Some(&token)).await.unwrap();
+
+    e.done(Delete, "role/web", json!({})).await;
+    let err = e.renew_check("login", Some(&token)).await.unwrap_err();
+    assert_eq!(err.code.vault_status(), 400);
+    assert_eq!(err.message, "role \"web\" does not exist during renewal");
+
+    let no_role = login_token("auth/approle/login", json!({"team": "a"}), &["default"]);
+    let err = e.renew_check("login", Some(&no_role)).await.unwrap_err();
+    assert_eq!(err.message, "failed to fetch role_name during renewal");
+    let odd = login_token("auth/approle/login", json!({"role_name": "../x"}), &[]);
+    assert!(e.renew_check("login", Some(&odd)).await.is_err());
 }

@@ -17,14 +17,14 @@
 mod tests;
 
 use super::common::{
-    cidr_param, display_source, duration_param, int_param, is_cas_failure, is_write, list_param,
-    load, non_negative_duration, not_found, op_check, op_delete, op_put, parse_policies, present,
-    secret_param, too_much_contention, unsupported_path, upgrade_legacy, valid_name, Clock,
-    TokenParams, MAX_CAS_RETRIES,
+    cidr_param, display_source, equivalent_policies, is_cas_failure, is_write, list_param, load,
+    non_negative_duration, not_found, op_check, op_put, parse_policies, present, secret_param,
+    too_much_contention, unsupported_path, upgrade_legacy, valid_name, Clock, TokenParams,
+    MAX_CAS_RETRIES,
 };
+use super::lockout::{Lockout, LockoutConfig};
 use super::password;
 use async_trait::async_trait;
-use coffer_core::barrier::View;
 use coffer_core::error::{CoreError, Result};
 use coffer_core::request::{Operation, Response};
 use coffer_core::router::{Engine, EngineFactory, EngineRequest, MountEntry};
@@ -37,18 +37,16 @@ use zeroize::Zeroizing;
 
 const INVALID_CREDENTIALS: &str = "invalid username or password";
 
-/// Vault's user lockout defaults.
-pub const DEFAULT_LOCKOUT_THRESHOLD: u32 = 5;
-pub const DEFAULT_LOCKOUT_DURATION_SECS: u64 = 15 * 60;
-pub const DEFAULT_LOCKOUT_COUNTER_RESET_SECS: u64 = 15 * 60;
+pub use super::lockout::{
+    DEFAULT_LOCKOUT_COUNTER_RESET_SECS, DEFAULT_LOCKOUT_DURATION_SECS, DEFAULT_LOCKOUT_THRESHOLD,
+};
 
 /// The userpass engine of one mount.
 pub struct UserpassEngine {
     clock: Clock,
     /// Bounds the Argon2 work (19 MiB each) running at once.
     hash_permits: Arc<Semaphore>,
-    /// When stale lockout records were last swept (unix seconds).
-    last_sweep: parking_lot::Mutex<f64>,
+    lockout: Lockout,
     /// Argon2 verifications run (tests prove unknown users cost one too).
     #[cfg(test)]
     verifications: std::sync::atomic::AtomicUsize,
@@ -75,7 +73,7 @@ impl UserpassEngine {
         UserpassEngine {
             clock: Clock::default(),
             hash_permits: Arc::new(Semaphore::new(permits)),
-            last_sweep: parking_lot::Mutex::new(0.0),
+            lockout: Lockout::default(),
             #[cfg(test)]
             verifications: Default::default(),
         }
@@ -91,9 +89,6 @@ pub fn userpass_factory() -> EngineFactory {
 
 fn user_key(name: &str) -> String {
     format!("user/{name}")
-}
-fn lockout_key(name: &str) -> String {
-    format!("lockout/{name}")
 }
 
 /// A stored user. The password is only ever stored as an Argon2id PHC string, and no `Debug`
@@ -181,109 +176,6 @@ impl UserEntry {
             &mut self.token.token_bound_cidrs,
         );
         Ok(())
-    }
-}
-
-/// Failed-login state of one username.
-#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Debug)]
-pub(crate) struct LockoutEntry {
-    failed: u32,
-    last_failed: f64,
-    /// Unix seconds; 0 = not locked.
-    #[serde(default)]
-    locked_until: f64,
-}
-
-/// The mount's user lockout settings: Vault's defaults, overridden by the mount option
-/// `user_lockout_config` (`lockout_threshold`, `lockout_duration`, `lockout_counter_reset`,
-/// `lockout_disable`) when present.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct LockoutConfig {
-    threshold: u32,
-    duration: u64,
-    counter_reset: u64,
-    disabled: bool,
-}
-
-impl Default for LockoutConfig {
-    fn default() -> Self {
-        LockoutConfig {
-            threshold: DEFAULT_LOCKOUT_THRESHOLD,
-            duration: DEFAULT_LOCKOUT_DURATION_SECS,
-            counter_reset: DEFAULT_LOCKOUT_COUNTER_RESET_SECS,
-            disabled: false,
-        }
-    }
-}
-
-impl LockoutConfig {
-    fn from_mount(mount: &MountEntry) -> Self {
-        let mut cfg = LockoutConfig::default();
-        let parsed;
-        let m = match mount.options.get("user_lockout_config") {
-            Some(Value::Object(m)) => m,
-            Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-                Ok(Value::Object(m)) => {
-                    parsed = m;
-                    &parsed
-                }
-                _ => return cfg,
-            },
-            _ => return cfg,
-        };
-        // an unusable value keeps the default rather than failing logins
-        if let Ok(Some(n)) = int_param(m, "lockout_threshold") {
-            if let Ok(n) = u32::try_from(n) {
-                if n > 0 {
-                    cfg.threshold = n;
-                }
-            }
-        }
-        if let Ok(Some(d)) = duration_param(m, "lockout_duration") {
-            if d > 0 {
-                cfg.duration = d.unsigned_abs();
-            }
-        }
-        if let Ok(Some(d)) = duration_param(m, "lockout_counter_reset") {
-            if d > 0 {
-                cfg.counter_reset = d.unsigned_abs();
-            }
-        }
-        for key in ["lockout_disable", "disable_lockout"] {
-            if let Ok(Some(b)) = super::common::bool_param(m, key) {
-                cfg.disabled = b;
-            }
-        }
-        cfg
-    }
-}
-
-impl LockoutEntry {
-    fn locked(&self, now: f64) -> bool {
-        self.locked_until > now
-    }
-
-    /// Nothing left to remember: not locked, and the counter has reset.
-    fn stale(&self, now: f64, cfg: &LockoutConfig) -> bool {
-        !self.locked(now) && now - self.last_failed >= cfg.counter_reset as f64
-    }
-
-    /// The state after one more failure at `now`.
-    fn after_failure(prev: Option<LockoutEntry>, now: f64, cfg: &LockoutConfig) -> LockoutEntry {
-        let mut e = prev.unwrap_or_default();
-        if e.locked_until > 0.0 && e.locked_until <= now {
-            // a lockout that ran out starts over
-            e = LockoutEntry::default();
-        }
-        if e.failed > 0 && now - e.last_failed >= cfg.counter_reset as f64 {
-            e.failed = 0;
-        }
-        e.failed = e.failed.saturating_add(1);
-        e.last_failed = now;
-        if e.failed >= cfg.threshold && e.locked_until <= now {
-            e.locked_until = now + cfg.duration as f64;
-        }
-        e
     }
 }
 
@@ -473,12 +365,12 @@ impl UserpassEngine {
         let storage = req.storage;
         let password = required_password(req.data)?;
         let cfg = LockoutConfig::from_mount(req.mount);
-        if !cfg.disabled {
-            if let Some(e) = storage.get_json::<LockoutEntry>(&lockout_key(name)).await? {
-                if e.locked(self.clock.now()) {
-                    return Err(CoreError::denied());
-                }
-            }
+        if self
+            .lockout
+            .is_locked(storage, name, &cfg, self.clock.now())
+            .await?
+        {
+            return Err(CoreError::denied());
         }
         let user = storage.get_json::<UserEntry>(&user_key(name)).await?;
         let hash = user
@@ -487,18 +379,23 @@ impl UserpassEngine {
             .filter(|h| !h.is_empty());
         let matched = self.verify(password, hash).await?;
         let Some(user) = user.filter(|_| matched) else {
-            if !cfg.disabled {
-                self.record_failure(storage, name, &cfg).await?;
-                self.maybe_sweep(storage, &cfg).await;
+            let now = self.clock.now();
+            if self
+                .lockout
+                .record_failure(storage, name, &cfg, now)
+                .await?
+            {
+                tracing::warn!(
+                    username = %name,
+                    "userpass: too many failed logins, locking the user out"
+                );
             }
             return Err(CoreError::invalid(INVALID_CREDENTIALS));
         };
         if !cidrs_allow(&user.token.token_bound_cidrs, req.remote_addr) {
             return Err(CoreError::denied());
         }
-        if !cfg.disabled {
-            self.clear_failures(storage, name).await?;
-        }
+        self.lockout.clear(storage, name, &cfg).await;
         let mut metadata = Map::new();
         metadata.insert("username".into(), Value::from(name));
         let display = format!("{}{name}", display_source(&req.mount.path));
@@ -506,88 +403,6 @@ impl UserpassEngine {
             login: Some(user.token.login_auth(display, metadata)),
             ..Default::default()
         }))
-    }
-
-    async fn record_failure(&self, storage: &View, name: &str, cfg: &LockoutConfig) -> Result<()> {
-        let key = lockout_key(name);
-        for _ in 0..MAX_CAS_RETRIES {
-            let current = load::<LockoutEntry>(storage, &key, "lockout").await?;
-            let (prev, bytes) = match current {
-                Some((e, b)) => (Some(e), Some(b)),
-                None => (None, None),
-            };
-            let next = LockoutEntry::after_failure(prev, self.clock.now(), cfg);
-            let ops = vec![
-                op_check(key.clone(), bytes.as_ref()),
-                op_put(key.clone(), &next)?,
-            ];
-            match storage.transaction(ops).await {
-                Ok(()) => {
-                    if next.locked_until > 0.0 && next.failed == cfg.threshold {
-                        tracing::warn!(
-                            username = %name,
-                            "userpass: too many failed logins, locking the user out"
-                        );
-                    }
-                    return Ok(());
-                }
-                Err(e) if is_cas_failure(&e) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(too_much_contention())
-    }
-
-    async fn clear_failures(&self, storage: &View, name: &str) -> Result<()> {
-        let key = lockout_key(name);
-        if let Some(bytes) = storage.get(&key).await? {
-            match storage
-                .transaction(vec![op_check(key.clone(), Some(&bytes)), op_delete(key)])
-                .await
-            {
-                Ok(()) => {}
-                // a failure recorded meanwhile stays
-                Err(e) if is_cas_failure(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Drop lockout records with nothing left to remember (mostly names that do not exist), at
-    /// most once per counter-reset window, so that failed logins cannot grow storage forever.
-    async fn maybe_sweep(&self, storage: &View, cfg: &LockoutConfig) {
-        let now = self.clock.now();
-        {
-            let mut last = self.last_sweep.lock();
-            if now - *last < cfg.counter_reset as f64 {
-                return;
-            }
-            *last = now;
-        }
-        if let Err(e) = self.sweep(storage, cfg, now).await {
-            tracing::warn!(error = %e, "userpass: sweeping lockout records failed");
-        }
-    }
-
-    async fn sweep(&self, storage: &View, cfg: &LockoutConfig, now: f64) -> Result<()> {
-        for name in storage.list("lockout/").await? {
-            let key = lockout_key(&name);
-            let Some((e, bytes)) = load::<LockoutEntry>(storage, &key, "lockout").await? else {
-                continue;
-            };
-            if e.stale(now, cfg) {
-                match storage
-                    .transaction(vec![op_check(key.clone(), Some(&bytes)), op_delete(key)])
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(e) if is_cas_failure(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -642,5 +457,27 @@ impl Engine for UserpassEngine {
 
     fn unauthenticated_paths(&self) -> &'static [&'static str] {
         &["login/*"]
+    }
+
+    /// Vault's `pathLoginRenew`: a token is renewed only while its user exists and still has
+    /// the token's policies.
+    async fn renew_check(&self, req: &EngineRequest<'_>) -> Result<()> {
+        let Some(token) = req.token else {
+            return Ok(());
+        };
+        let name = match token.meta.get("username").and_then(Value::as_str) {
+            Some(n) => n.to_lowercase(),
+            None => parse_name(req.path, "login/")
+                .map(|(n, _)| n)
+                .ok_or_else(|| CoreError::invalid("missing username"))?,
+        };
+        let Some(user) = req.storage.get_json::<UserEntry>(&user_key(&name)).await? else {
+            // Vault answers the renewal without renewing; the token lives out its TTL
+            return Err(CoreError::invalid("user no longer exists, not renewing"));
+        };
+        if !equivalent_policies(&user.token.token_policies, &token.policies) {
+            return Err(CoreError::invalid("policies have changed, not renewing"));
+        }
+        Ok(())
     }
 }

@@ -488,21 +488,79 @@ async fn factory_builds_an_engine() {
     assert!(format!("{:?}", UserpassEngine::new()).starts_with("UserpassEngine"));
 }
 
-#[test]
-fn lockout_state_machine() {
-    let cfg = LockoutConfig::default();
-    let mut e = None;
-    for i in 1..=4 {
-        let next = LockoutEntry::after_failure(e, 100.0 + i as f64, &cfg);
-        assert_eq!(next.failed, i);
-        assert!(!next.locked(100.0 + i as f64));
-        e = Some(next);
+#[tokio::test]
+async fn renewal_needs_the_user_and_its_policies() {
+    use crate::auth::test_util::login_token;
+    let e = env().await;
+    e.done(
+        Create,
+        "users/bob",
+        json!({"password": PW, "token_policies": "dev,ops"}),
+    )
+    .await;
+    let auth = login(&e, "bob", PW).await.unwrap();
+    // the core adds `default` to the token's policies
+    let token = login_token(
+        "auth/userpass/login/bob",
+        Value::Object(auth.metadata.clone()),
+        &["default", "dev", "ops"],
+    );
+    e.renew_check("login/bob", Some(&token)).await.unwrap();
+    e.renew_check("login/bob", None).await.unwrap();
+    // other changes to the user do not matter, nor does the order or `default`
+    e.done(
+        Update,
+        "users/bob",
+        json!({"token_ttl": "5m", "token_policies": ["ops", "default", "dev"]}),
+    )
+    .await;
+    e.renew_check("login/bob", Some(&token)).await.unwrap();
+    e.done(
+        Update,
+        "users/bob/password",
+        json!({"password": "new-Passw0rd"}),
+    )
+    .await;
+    e.renew_check("login/bob", Some(&token)).await.unwrap();
+
+    // a policy more or less: refused, with Vault's message
+    for policies in [json!(["dev"]), json!(["dev", "ops", "admin"])] {
+        e.done(
+            Update,
+            "users/bob/policies",
+            json!({"token_policies": policies}),
+        )
+        .await;
+        let err = e.renew_check("login/bob", Some(&token)).await.unwrap_err();
+        assert_eq!(err.code.vault_status(), 400);
+        assert_eq!(err.message, "policies have changed, not renewing");
     }
-    let locked = LockoutEntry::after_failure(e, 105.0, &cfg);
-    assert!(locked.locked(105.0) && locked.locked(105.0 + 899.0));
-    assert!(!locked.locked(105.0 + 900.0));
-    let fresh = LockoutEntry::after_failure(Some(locked.clone()), 105.0 + 901.0, &cfg);
-    assert_eq!(fresh.failed, 1);
-    assert!(!locked.stale(105.0 + 10.0, &cfg));
-    assert!(locked.stale(105.0 + 900.0, &cfg));
+    e.done(
+        Update,
+        "users/bob/policies",
+        json!({"token_policies": "dev,ops"}),
+    )
+    .await;
+    e.renew_check("login/bob", Some(&token)).await.unwrap();
+
+    // a user without policies: its token has only `default`
+    e.done(Create, "users/carol", json!({"password": PW})).await;
+    let carol = login_token(
+        "auth/userpass/login/carol",
+        json!({"username": "carol"}),
+        &["default"],
+    );
+    e.renew_check("login/carol", Some(&carol)).await.unwrap();
+
+    // the user is gone: no renewal
+    e.done(Delete, "users/bob", json!({})).await;
+    let err = e.renew_check("login/bob", Some(&token)).await.unwrap_err();
+    assert_eq!(err.code.vault_status(), 400);
+    assert_eq!(err.message, "user no longer exists, not renewing");
+    // without metadata the login path names the user
+    let bare = login_token("auth/userpass/login/carol", json!({}), &["default"]);
+    e.renew_check("login/carol", Some(&bare)).await.unwrap();
+    e.done(Delete, "users/carol", json!({})).await;
+    assert!(e.renew_check("login/carol", Some(&bare)).await.is_err());
+    assert!(e.renew_check("", Some(&bare)).await.is_err());
 }
