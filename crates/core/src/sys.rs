@@ -504,6 +504,21 @@ fn apply_config(cfg: &mut MountConfig, v: &Value) -> Result<()> {
     Ok(())
 }
 
+/// `user_lockout_config` (tune or enable) is kept in the mount's options as JSON text, where
+/// the auth methods read it.
+fn lockout_option(v: Option<&Value>) -> Result<Option<Value>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(Value::String(Value::Object(m.clone()).to_string()))),
+        Some(Value::String(s)) => {
+            serde_json::from_str::<Map<String, Value>>(s)
+                .map_err(|_| CoreError::invalid("user_lockout_config must be an object"))?;
+            Ok(Some(Value::String(s.clone())))
+        }
+        Some(_) => Err(CoreError::invalid("user_lockout_config must be an object")),
+    }
+}
+
 fn apply_options(options: &mut Map<String, Value>, v: &Value) -> Result<()> {
     match v {
         Value::Null => Ok(()),
@@ -590,11 +605,16 @@ async fn mounts_path(
                     Some(_) => return Err(CoreError::invalid("\"description\" must be a string")),
                 };
                 let options = d.get("options").cloned();
+                let lockout = lockout_option(d.get("user_lockout_config"))?;
                 cfg_changes.remove("description");
                 cfg_changes.remove("options");
+                cfg_changes.remove("user_lockout_config");
                 let cfg_value = Value::Object(cfg_changes);
                 core.update_mount(&full, |e| {
                     apply_config(&mut e.config, &cfg_value)?;
+                    if let Some(l) = &lockout {
+                        e.options.insert("user_lockout_config".into(), l.clone());
+                    }
                     if let Some(desc) = description {
                         e.description = desc;
                     }
@@ -675,6 +695,9 @@ async fn mounts_path(
             };
             let mut entry = new_mount_entry(&full, &kind, &description, options)?;
             if let Some(c) = d.get("config") {
+                if let Some(l) = lockout_option(c.get("user_lockout_config"))? {
+                    entry.options.insert("user_lockout_config".into(), l);
+                }
                 apply_config(&mut entry.config, c)?;
             }
             if let Some(v) = d.get("local") {
