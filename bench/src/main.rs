@@ -84,7 +84,7 @@ pub struct Cli {
     /// Keys in the `list` directory [default: 10,000, --smoke: 1,000]
     #[arg(long)]
     pub list_keys: Option<u64>,
-    /// Every scenario for about a second each with small sizes (for the test suite)
+    /// About a second per scenario with small sizes (for the test suite); with no scenario, all
     #[arg(long)]
     pub smoke: bool,
     /// Do not run the baseline (ceiling / fsync) automatically for a single scenario
@@ -211,7 +211,7 @@ async fn run(cli: Cli) -> Result<bool> {
         settings.repeat,
     );
 
-    let order: Vec<Scenario> = if smoke || cli.scenario == Scenario::All {
+    let order: Vec<Scenario> = if cli.scenario == Scenario::All {
         vec![
             Scenario::Fsync,
             Scenario::Ceiling,
