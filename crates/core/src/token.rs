@@ -12,6 +12,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+/// Most token entries kept in memory.
+const TOKEN_CACHE_MAX: usize = 65_536;
+
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A random base62 string of `len` characters from the OS CSPRNG.
@@ -137,6 +140,9 @@ pub struct TokenStore {
     view: View,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
     leases: Arc<Leases>,
+    /// Bumped before and after every revocation: an entry read from storage while one was in
+    /// progress is not cached, so a cache never outlives a revocation.
+    revocations: std::sync::atomic::AtomicU64,
 }
 
 /// Storage key (under the system view) of a token's lease.
@@ -161,7 +167,31 @@ impl TokenStore {
             view,
             cache: RwLock::new(HashMap::new()),
             leases,
+            revocations: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Cache a token entry. The cache is bounded: when full it starts over (a miss only costs a
+    /// storage read), so millions of issued tokens do not pin memory.
+    fn cache_insert(&self, hash: String, entry: Arc<TokenEntry>) {
+        let generation = self.generation();
+        self.cache_insert_if(hash, entry, generation);
+    }
+
+    fn generation(&self) -> u64 {
+        self.revocations.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Cache `entry` unless a revocation ran since `generation` was read.
+    fn cache_insert_if(&self, hash: String, entry: Arc<TokenEntry>, generation: u64) {
+        let mut cache = self.cache.write();
+        if self.generation() != generation {
+            return;
+        }
+        if cache.len() >= TOKEN_CACHE_MAX && !cache.contains_key(&hash) {
+            cache.clear();
+        }
+        cache.insert(hash, entry);
     }
 
     /// The cubbyhole of a token (its private storage, destroyed with it).
@@ -241,13 +271,14 @@ impl TokenStore {
             self.leases.schedule.push(l.expire_time, &l.lease_id);
         }
         let entry = Arc::new(entry);
-        self.cache.write().insert(hash, entry.clone());
+        self.cache_insert(hash, entry.clone());
         Ok((token, entry))
     }
 
     /// Look a token up by its hash; expired tokens are revoked and reported absent.
     pub async fn lookup_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
         let cached = self.cache.read().get(hash).cloned();
+        let generation = self.generation();
         let entry = match cached {
             Some(e) => e,
             None => match self
@@ -257,7 +288,7 @@ impl TokenStore {
             {
                 Some(e) => {
                     let e = Arc::new(e);
-                    self.cache.write().insert(hash.to_string(), e.clone());
+                    self.cache_insert_if(hash.to_string(), e.clone(), generation);
                     e
                 }
                 None => return Ok(None),
@@ -305,7 +336,19 @@ impl TokenStore {
     }
 
     async fn save_inner(&self, entry: TokenEntry, renewed: bool) -> Result<Arc<TokenEntry>> {
-        let mut ops = vec![put_json(format!("token/id/{}", entry.hash), &entry)?];
+        let generation = self.generation();
+        let key = format!("token/id/{}", entry.hash);
+        // only update a token that still exists: a revocation in between must not be undone
+        let current = self.view.get(&key).await?.ok_or_else(|| {
+            CoreError::new(crate::error::ErrorCode::PermissionDenied, "bad token")
+        })?;
+        let mut ops = vec![
+            crate::barrier::BarrierOp::Check {
+                key: key.clone(),
+                expected: Some(current),
+            },
+            put_json(key, &entry)?,
+        ];
         let lease = lease_of(&entry).map(|mut l| {
             if renewed {
                 l.last_renewal = Some(unix_now());
@@ -315,12 +358,17 @@ impl TokenStore {
         if let Some(l) = &lease {
             ops.push(put_json(lease_key(&entry), l)?);
         }
-        self.view.transaction(ops).await?;
+        self.view.transaction(ops).await.map_err(|e| match e.code {
+            crate::error::ErrorCode::CasMismatch => {
+                CoreError::invalid("the token changed or was revoked concurrently; retry")
+            }
+            _ => e,
+        })?;
         if let Some(l) = &lease {
             self.leases.schedule.push(l.expire_time, &l.lease_id);
         }
         let entry = Arc::new(entry);
-        self.cache.write().insert(entry.hash.clone(), entry.clone());
+        self.cache_insert_if(entry.hash.clone(), entry.clone(), generation);
         Ok(entry)
     }
 
@@ -330,26 +378,47 @@ impl TokenStore {
         if entry.num_uses == 0 {
             return Ok(true);
         }
-        // re-read the current count: the cached entry may be stale under concurrency
-        let current = match self
-            .view
-            .get_json::<TokenEntry>(&format!("token/id/{}", entry.hash))
-            .await?
-        {
-            Some(e) => e,
-            None => return Ok(false),
-        };
-        if current.num_uses == 0 {
-            return Ok(true);
+        let key = format!("token/id/{}", entry.hash);
+        // compare-and-set on the stored record, so concurrent requests never spend one use twice
+        for _ in 0..32 {
+            let Some(raw) = self.view.get(&key).await? else {
+                return Ok(false);
+            };
+            let current: TokenEntry = serde_json::from_slice(&raw)
+                .map_err(|_| CoreError::internal("stored token is corrupted"))?;
+            if current.num_uses == 0 {
+                return Ok(true);
+            }
+            let claim = crate::barrier::BarrierOp::Check {
+                key: key.clone(),
+                expected: Some(raw),
+            };
+            let ops = if current.num_uses == 1 {
+                // the last use: whoever deletes the record owns it; children and cubbyhole
+                // are cleaned up below
+                let mut ops = vec![claim];
+                ops.extend(record_deletes(&current));
+                ops
+            } else {
+                let mut next = current.clone();
+                next.num_uses -= 1;
+                vec![claim, put_json(key.clone(), &next)?]
+            };
+            self.revocations
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.cache.write().remove(&entry.hash);
+            match self.view.transaction(ops).await {
+                Ok(()) => {
+                    if current.num_uses == 1 {
+                        self.revoke_tree(&entry.hash).await?;
+                    }
+                    return Ok(true);
+                }
+                Err(e) if e.code == crate::error::ErrorCode::CasMismatch => continue,
+                Err(e) => return Err(e),
+            }
         }
-        if current.num_uses == 1 {
-            self.revoke_tree(&entry.hash).await?;
-            return Ok(true);
-        }
-        let mut next = current;
-        next.num_uses -= 1;
-        self.save(next).await?;
-        Ok(true)
+        Err(CoreError::internal("token use count is contended; retry"))
     }
 
     /// Revoke a token and all its descendants.
@@ -391,26 +460,15 @@ impl TokenStore {
 
     async fn revoke_one(&self, hash: &str) -> Result<()> {
         // drop from the cache first: no request may succeed with it after this point
+        self.revocations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.cache.write().remove(hash);
         if let Some(e) = self
             .view
             .get_json::<TokenEntry>(&format!("token/id/{hash}"))
             .await?
         {
-            let mut ops = vec![
-                crate::barrier::BarrierOp::Delete {
-                    key: format!("token/id/{hash}"),
-                },
-                crate::barrier::BarrierOp::Delete {
-                    key: format!("token/accessor/{}", e.accessor),
-                },
-            ];
-            if let Some(p) = &e.parent {
-                ops.push(crate::barrier::BarrierOp::Delete {
-                    key: format!("token/parent/{p}/{hash}"),
-                });
-            }
-            ops.push(crate::barrier::BarrierOp::Delete { key: lease_key(&e) });
+            let ops = record_deletes(&e);
             self.view.transaction(ops).await?;
         }
         self.view
@@ -419,6 +477,8 @@ impl TokenStore {
         self.view
             .delete_prefix(&format!("token/parent/{hash}/"))
             .await?;
+        self.revocations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.cache.write().remove(hash);
         Ok(())
     }
@@ -463,6 +523,25 @@ impl TokenStore {
     pub fn clear_cache(&self) {
         self.cache.write().clear();
     }
+}
+
+/// The deletes that remove a token's own records: entry, accessor, parent link, lease.
+fn record_deletes(e: &TokenEntry) -> Vec<crate::barrier::BarrierOp> {
+    let mut ops = vec![
+        crate::barrier::BarrierOp::Delete {
+            key: format!("token/id/{}", e.hash),
+        },
+        crate::barrier::BarrierOp::Delete {
+            key: format!("token/accessor/{}", e.accessor),
+        },
+        crate::barrier::BarrierOp::Delete { key: lease_key(e) },
+    ];
+    if let Some(p) = &e.parent {
+        ops.push(crate::barrier::BarrierOp::Delete {
+            key: format!("token/parent/{p}/{}", e.hash),
+        });
+    }
+    ops
 }
 
 fn put_json<T: Serialize>(key: String, v: &T) -> Result<crate::barrier::BarrierOp> {

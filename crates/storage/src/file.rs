@@ -43,6 +43,9 @@ struct Shared {
     commits: AtomicU64,
 }
 
+/// Page cache of the embedded database.
+const CACHE_SIZE: usize = 64 * 1024 * 1024;
+
 /// Durable backend on a redb database with group commit. See the module documentation.
 pub struct FileBackend {
     shared: Arc<Shared>,
@@ -62,7 +65,11 @@ impl FileBackend {
         std::fs::create_dir_all(dir)
             .map_err(|e| io_err(&format!("create directory {}", dir.display()), e))?;
         let path = dir.join(DB_FILE_NAME);
-        let db = Database::create(&path)
+        // redb's default page cache is 1 GiB; the barrier's data is small and the OS page cache
+        // keeps hot pages anyway
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_SIZE)
+            .create(&path)
             .map_err(|e| io_err(&format!("open database {}", path.display()), e))?;
 
         // Create the table up front, so that readers always find it.

@@ -174,3 +174,38 @@ fn token_roles() {
     let (_, v) = s.root("LIST", "auth/token/roles", None);
     assert_eq!(v["data"]["keys"], json!(["web"]));
 }
+
+#[test]
+fn concurrent_requests_never_spend_a_use_twice() {
+    let s = dev();
+    let (_, v) = s.root(
+        "POST",
+        "auth/token/create",
+        Some(json!({"num_uses": 3, "policies": ["default"]})),
+    );
+    let t = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let addr = s.addr.clone();
+    let handles: Vec<_> = (0..12)
+        .map(|_| {
+            let (addr, t) = (addr.clone(), t.clone());
+            std::thread::spawn(move || {
+                reqwest::blocking::Client::new()
+                    .get(format!("{addr}/v1/auth/token/lookup-self"))
+                    .header("X-Vault-Token", t)
+                    .send()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 3, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 200 || *c == 403), "{codes:?}");
+    // the used-up token left no accessor or lease behind
+    let (_, v) = s.root("LIST", "auth/token/accessors", None);
+    assert_eq!(
+        v["data"]["keys"].as_array().unwrap().len(),
+        1,
+        "only root's accessor: {v}"
+    );
+}
