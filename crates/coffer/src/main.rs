@@ -4,6 +4,11 @@
 mod cli;
 mod server;
 
+/// The server allocates many small, short-lived objects per request; mimalloc handles that
+/// pattern far better than the system allocator (measured with `bench`, see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let code = cli::main_with_args(std::env::args_os().collect());
     std::process::exit(code);

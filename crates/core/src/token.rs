@@ -35,10 +35,9 @@ pub fn random_base62(len: usize) -> Result<String> {
 
 /// SHA-256 of a token, hex; the only form in which tokens are stored.
 pub fn hash_token(token: &str) -> String {
-    hex::encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        token.as_bytes(),
-    ))
+    crate::util::to_hex(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
+    )
 }
 
 /// A stored token. It never contains the token itself.

@@ -8,12 +8,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::sync::Arc;
-use tokio::sync::oneshot;
-
-/// Most entries written by one write call.
-const MAX_BATCH: usize = 1024;
+use tokio::sync::Notify;
 
 /// The kind of sink and its parsed options.
 #[derive(Debug, Clone)]
@@ -321,21 +316,32 @@ pub(super) struct ChainState {
     pub last_hash: String,
 }
 
-enum Job {
-    Entry(
-        Map<String, Value>,
-        oneshot::Sender<std::result::Result<(), String>>,
-    ),
-    Reopen(oneshot::Sender<()>),
-    Flush(oneshot::Sender<()>),
+/// The writing side of a device. Entries are chained and queued under `state`; the first
+/// waiter that finds no write in progress writes everything queued with one call (group write),
+/// and every waiter is answered once the write that holds its entry has finished.
+struct WriteState {
+    /// Head of the chain including queued entries.
+    head: ChainState,
+    /// Head of the chain as written to the sink.
+    written: ChainState,
+    queued: Vec<u8>,
+    writing: bool,
+    /// Bumped when a write fails: queued entries of the old epoch are dropped and fail.
+    epoch: u64,
+    last_error: String,
+    /// For recent ended epochs: how far their entries got written.
+    ended: std::collections::VecDeque<(u64, u64)>,
 }
 
 /// One enabled audit device.
 pub struct Device {
     cfg: DeviceConfig,
     salt: hmac::Key,
-    tx: Option<mpsc::Sender<Job>>,
-    state: Arc<Mutex<ChainState>>,
+    chain: hmac::Key,
+    prefix: String,
+    sink: Mutex<Option<Sink>>,
+    state: Mutex<WriteState>,
+    written: Notify,
     broken: Option<String>,
     log_raw: bool,
     hmac_accessor: bool,
@@ -370,62 +376,66 @@ fn recover_from_file(path: &PathBuf, chain: &hmac::Key) -> Option<ChainState> {
 }
 
 impl Device {
+    fn new(
+        cfg: DeviceConfig,
+        sink: Option<Sink>,
+        head: ChainState,
+        broken: Option<String>,
+    ) -> Device {
+        Device {
+            log_raw: opt_bool(&cfg.options, "log_raw", false),
+            hmac_accessor: opt_bool(&cfg.options, "hmac_accessor", true),
+            elide_list: opt_bool(&cfg.options, "elide_list_responses", false),
+            salt: hmac_key(&cfg.salt),
+            chain: hmac_key(&cfg.chain_key),
+            prefix: cfg
+                .options
+                .get("prefix")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            cfg,
+            sink: Mutex::new(sink),
+            state: Mutex::new(WriteState {
+                written: head.clone(),
+                head,
+                queued: Vec::with_capacity(64 * 1024),
+                writing: false,
+                epoch: 0,
+                last_error: String::new(),
+                ended: std::collections::VecDeque::new(),
+            }),
+            written: Notify::new(),
+            broken,
+        }
+    }
+
     pub(super) fn open(cfg: DeviceConfig) -> Result<Device> {
         let kind = DeviceKind::parse(&cfg.kind, &cfg.options)?;
         let chain = hmac_key(&cfg.chain_key);
-        let mut state = ChainState {
+        let mut head = ChainState {
             seq: cfg.seq,
             last_hash: cfg.last_hash.clone(),
         };
         if let DeviceKind::File { path: Some(p), .. } = &kind {
             if let Some(rec) = recover_from_file(p, &chain) {
-                if rec.seq > state.seq {
-                    state = rec;
+                if rec.seq > head.seq {
+                    head = rec;
                 }
             }
         }
         let sink =
             Sink::open(&kind).map_err(|e| CoreError::invalid(format!("{}: {e}", cfg.path)))?;
-        let state = Arc::new(Mutex::new(state));
-        let (tx, rx) = mpsc::channel();
-        let prefix = cfg
-            .options
-            .get("prefix")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let writer_state = state.clone();
-        std::thread::Builder::new()
-            .name(format!("audit-{}", cfg.path.trim_end_matches('/')))
-            .spawn(move || writer(rx, sink, chain, writer_state, prefix))
-            .map_err(|e| CoreError::internal(format!("cannot start audit writer: {e}")))?;
-        Ok(Device {
-            log_raw: opt_bool(&cfg.options, "log_raw", false),
-            hmac_accessor: opt_bool(&cfg.options, "hmac_accessor", true),
-            elide_list: opt_bool(&cfg.options, "elide_list_responses", false),
-            salt: hmac_key(&cfg.salt),
-            cfg,
-            tx: Some(tx),
-            state,
-            broken: None,
-        })
+        Ok(Device::new(cfg, Some(sink), head, None))
     }
 
     /// A device that could not be opened: every write fails (so fail-closed still holds).
     pub(super) fn broken(cfg: DeviceConfig, why: String) -> Device {
-        Device {
-            log_raw: false,
-            hmac_accessor: true,
-            elide_list: false,
-            salt: hmac_key(&cfg.salt),
-            state: Arc::new(Mutex::new(ChainState {
-                seq: cfg.seq,
-                last_hash: cfg.last_hash.clone(),
-            })),
-            cfg,
-            tx: None,
-            broken: Some(why),
-        }
+        let head = ChainState {
+            seq: cfg.seq,
+            last_hash: cfg.last_hash.clone(),
+        };
+        Device::new(cfg, None, head, Some(why))
     }
 
     pub fn path(&self) -> &str {
@@ -435,7 +445,7 @@ impl Device {
         &self.cfg
     }
     pub(super) fn config_snapshot(&self) -> DeviceConfig {
-        let st = self.state.lock().clone();
+        let st = self.state.lock().written.clone();
         let mut c = self.cfg.clone();
         c.seq = st.seq;
         c.last_hash = st.last_hash;
@@ -455,7 +465,7 @@ impl Device {
     }
     pub(super) fn position(&self) -> (u64, String) {
         let st = self.state.lock();
-        (st.seq, st.last_hash.clone())
+        (st.written.seq, st.written.last_hash.clone())
     }
 
     pub(super) async fn probe(&self) -> Result<()> {
@@ -465,130 +475,120 @@ impl Device {
         }
     }
 
-    /// Queue an entry; resolves once it has been written (or failed).
+    /// Chain and queue an entry, and resolve once it has been written (or failed).
     pub(super) async fn submit(
         &self,
         entry: Map<String, Value>,
     ) -> std::result::Result<(), String> {
-        let Some(tx) = &self.tx else {
-            return Err(self
-                .broken
-                .clone()
-                .unwrap_or_else(|| "device unavailable".into()));
+        if let Some(why) = &self.broken {
+            return Err(why.clone());
+        }
+        // the expensive part (serializing, hashing the body) runs outside the lock
+        let body =
+            serde_json::to_vec(&entry).map_err(|_| "cannot serialize audit entry".to_string())?;
+        let digest = super::verify::body_digest(&body);
+        let (seq, epoch) = {
+            let mut st = self.state.lock();
+            let seq = st.head.seq + 1;
+            let hash = super::verify::chain_hash(&self.chain, seq, &st.head.last_hash, &digest);
+            let WriteState { queued, head, .. } = &mut *st;
+            queued.extend_from_slice(self.prefix.as_bytes());
+            super::verify::append_line(queued, &body, seq, &head.last_hash, &hash);
+            st.head = ChainState {
+                seq,
+                last_hash: hash,
+            };
+            (seq, st.epoch)
         };
-        let (done, wait) = oneshot::channel();
-        tx.send(Job::Entry(entry, done))
-            .map_err(|_| "audit writer stopped".to_string())?;
-        wait.await.map_err(|_| "audit writer stopped".to_string())?
+        self.wait_written(seq, epoch).await
     }
 
-    pub(super) async fn reopen(&self) {
-        if let Some(tx) = &self.tx {
-            let (done, wait) = oneshot::channel();
-            if tx.send(Job::Reopen(done)).is_ok() {
-                let _ = wait.await;
-            }
-        }
-    }
-
-    pub(super) async fn flush(&self) {
-        if let Some(tx) = &self.tx {
-            let (done, wait) = oneshot::channel();
-            if tx.send(Job::Flush(done)).is_ok() {
-                let _ = wait.await;
-            }
-        }
-    }
-}
-
-/// The writer thread: batches every queued entry into one write.
-fn writer(
-    rx: mpsc::Receiver<Job>,
-    mut sink: Sink,
-    chain: hmac::Key,
-    state: Arc<Mutex<ChainState>>,
-    prefix: String,
-) {
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut waiters: Vec<oneshot::Sender<std::result::Result<(), String>>> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        let mut tentative = state.lock().clone();
-        for job in jobs {
-            match job {
-                Job::Entry(mut e, done) => {
-                    let seq = tentative.seq + 1;
-                    e.insert("seq".into(), seq.into());
-                    e.insert("prev_hash".into(), tentative.last_hash.clone().into());
-                    // serialized once: the chain hash covers exactly these bytes (the entry
-                    // without `hash`, keys in serde_json's order), then `hash` is appended
-                    let Ok(mut line) = serde_json::to_vec(&e) else {
-                        let _ = done.send(Err("cannot serialize audit entry".into()));
-                        continue;
+    /// Wait until `seq` is written, writing the queue ourselves when nobody else is.
+    async fn wait_written(&self, seq: u64, epoch: u64) -> std::result::Result<(), String> {
+        loop {
+            let notified = self.written.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let batch = {
+                let mut st = self.state.lock();
+                if st.epoch != epoch {
+                    // a write failed since: our entry survived only if it was written before
+                    let written_before = st
+                        .ended
+                        .iter()
+                        .find(|(e, _)| *e == epoch)
+                        .is_some_and(|(_, w)| seq <= *w);
+                    return if written_before {
+                        Ok(())
+                    } else {
+                        Err(st.last_error.clone())
                     };
-                    let hash = hex::encode(hmac::sign(&chain, &line).as_ref());
-                    line.pop();
-                    line.extend_from_slice(b",\"hash\":\"");
-                    line.extend_from_slice(hash.as_bytes());
-                    line.extend_from_slice(b"\"}\n");
-                    buf.extend_from_slice(prefix.as_bytes());
-                    buf.extend_from_slice(&line);
-                    tentative.seq = seq;
-                    tentative.last_hash = hash;
-                    waiters.push(done);
                 }
-                Job::Reopen(done) => {
-                    commit(&mut sink, &mut buf, &mut waiters, &state, &tentative);
-                    tentative = state.lock().clone();
-                    if let Err(e) = sink.reopen() {
-                        tracing::error!(error = %e, "audit device failed to reopen its file");
+                if st.written.seq >= seq {
+                    return Ok(());
+                }
+                if st.writing {
+                    None
+                } else {
+                    st.writing = true;
+                    let upto = st.head.clone();
+                    Some((std::mem::take(&mut st.queued), upto))
+                }
+            };
+            match batch {
+                Some((buf, upto)) => {
+                    let result = match &mut *self.sink.lock() {
+                        Some(sink) => sink.write(&buf),
+                        None => Err(std::io::Error::other("audit device is not open")),
+                    };
+                    let mut st = self.state.lock();
+                    st.writing = false;
+                    match result {
+                        Ok(()) => st.written = upto,
+                        Err(e) => {
+                            // drop everything chained on top of the failed batch too, and go on
+                            // from the last entry that was written
+                            let ended = (st.epoch, st.written.seq);
+                            st.ended.push_back(ended);
+                            if st.ended.len() > 64 {
+                                st.ended.pop_front();
+                            }
+                            st.epoch += 1;
+                            st.last_error = format!("audit write failed: {e}");
+                            st.queued.clear();
+                            st.head = st.written.clone();
+                        }
                     }
-                    let _ = done.send(());
+                    // keep the allocation for the next batch
+                    if st.queued.is_empty() && st.queued.capacity() < buf.capacity() {
+                        let mut buf = buf;
+                        buf.clear();
+                        st.queued = buf;
+                    }
+                    drop(st);
+                    self.written.notify_waiters();
                 }
-                Job::Flush(done) => {
-                    commit(&mut sink, &mut buf, &mut waiters, &state, &tentative);
-                    tentative = state.lock().clone();
-                    let _ = done.send(());
-                }
+                None => notified.await,
             }
         }
-        commit(&mut sink, &mut buf, &mut waiters, &state, &tentative);
     }
-}
 
-/// Write the pending lines; on success advance the chain and acknowledge, else fail them all
-/// (the chain position does not advance, so the next entries continue from the last written one).
-fn commit(
-    sink: &mut Sink,
-    buf: &mut Vec<u8>,
-    waiters: &mut Vec<oneshot::Sender<std::result::Result<(), String>>>,
-    state: &Mutex<ChainState>,
-    tentative: &ChainState,
-) {
-    if waiters.is_empty() {
-        buf.clear();
-        return;
+    /// Reopen a file device's path (SIGHUP, log rotation) after writing what is queued.
+    pub(super) async fn reopen(&self) {
+        self.flush().await;
+        if let Some(sink) = &mut *self.sink.lock() {
+            if let Err(e) = sink.reopen() {
+                tracing::error!(error = %e, "audit device failed to reopen its file");
+            }
+        }
     }
-    let result = sink.write(buf);
-    buf.clear();
-    match result {
-        Ok(()) => {
-            *state.lock() = tentative.clone();
-            for w in waiters.drain(..) {
-                let _ = w.send(Ok(()));
-            }
-        }
-        Err(e) => {
-            let msg = format!("audit write failed: {e}");
-            for w in waiters.drain(..) {
-                let _ = w.send(Err(msg.clone()));
-            }
-        }
+
+    /// Write everything queued so far.
+    pub(super) async fn flush(&self) {
+        let (seq, epoch) = {
+            let st = self.state.lock();
+            (st.head.seq, st.epoch)
+        };
+        let _ = self.wait_written(seq, epoch).await;
     }
 }

@@ -20,7 +20,10 @@ pub struct AuditInput<'a> {
 /// `hmac-sha256:<hex>` of `input` under `key`.
 pub fn hmac_value(key: &aws_lc_rs::hmac::Key, input: &str) -> String {
     let tag = aws_lc_rs::hmac::sign(key, input.as_bytes());
-    format!("hmac-sha256:{}", hex::encode(tag.as_ref()))
+    let mut out = String::with_capacity(12 + 64);
+    out.push_str("hmac-sha256:");
+    crate::util::push_hex(&mut out, tag.as_ref());
+    out
 }
 
 /// Replace every string inside `v` with its HMAC (numbers, booleans and nulls stay).
@@ -65,18 +68,23 @@ fn accessor(d: &Device, s: &str) -> Value {
     }
 }
 
-fn auth_block(d: &Device, input: &AuditInput<'_>) -> Value {
+fn auth_block(
+    d: &Device,
+    input: &AuditInput<'_>,
+    client_token: &Value,
+    token_accessor: &Value,
+) -> Value {
     match input.token {
         None => json!({
-            "client_token": secret(d, input.request.token.as_deref().unwrap_or("")),
+            "client_token": client_token,
             "token_type": "",
         }),
         Some(t) => {
             let mut policies = t.policies.clone();
             policies.sort();
             json!({
-                "client_token": secret(d, input.request.token.as_deref().unwrap_or("")),
-                "accessor": accessor(d, &t.accessor),
+                "client_token": client_token,
+                "accessor": token_accessor,
                 "display_name": t.display_name,
                 "policies": policies,
                 "token_policies": policies,
@@ -93,13 +101,19 @@ fn auth_block(d: &Device, input: &AuditInput<'_>) -> Value {
 /// Build the entry for one device (without `seq`, `prev_hash`, `hash`; the writer adds those).
 pub(super) fn build(input: &AuditInput<'_>, response: bool, d: &Device) -> Map<String, Value> {
     let r = input.request;
+    // each secret is HMAC'd once per entry, however often it appears
+    let client_token = secret(d, r.token.as_deref().unwrap_or(""));
+    let token_accessor = input
+        .token
+        .map(|t| accessor(d, &t.accessor))
+        .unwrap_or(Value::String(String::new()));
     let mut request = json!({
         "id": r.id,
         "operation": input.operation.as_str(),
         "mount_type": input.mount_type,
         "mount_accessor": input.mount_accessor,
-        "client_token": secret(d, r.token.as_deref().unwrap_or("")),
-        "client_token_accessor": input.token.map(|t| accessor(d, &t.accessor)).unwrap_or(Value::String(String::new())),
+        "client_token": client_token,
+        "client_token_accessor": token_accessor,
         "namespace": {"id": "root"},
         "path": r.path,
         "remote_address": r.remote_addr.map(|a| a.to_string()).unwrap_or_default(),
@@ -116,7 +130,10 @@ pub(super) fn build(input: &AuditInput<'_>, response: bool, d: &Device) -> Map<S
         if response { "response" } else { "request" }.into(),
     );
     e.insert("time".into(), crate::util::now_rfc3339().into());
-    e.insert("auth".into(), auth_block(d, input));
+    e.insert(
+        "auth".into(),
+        auth_block(d, input, &client_token, &token_accessor),
+    );
     e.insert("request".into(), request);
     e.insert("dialect".into(), dialect_name(r).into());
     if let Some(err) = input.error {

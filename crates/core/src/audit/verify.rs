@@ -3,30 +3,72 @@
 use aws_lc_rs::hmac;
 use serde_json::{Map, Value};
 
-/// The chain hash of an entry: HMAC-SHA256 under the chain key over the entry's JSON without its
-/// `hash` field (keys in serde_json's stable order), as hex.
-pub fn entry_hash(chain: &hmac::Key, entry: &Map<String, Value>) -> String {
+/// SHA-256 of an entry's body: its JSON without `seq`, `prev_hash` and `hash` (keys in
+/// serde_json's stable order).
+pub fn body_digest(body: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The chain hash of an entry: HMAC-SHA256 under the chain key over its sequence number, the
+/// previous entry's hash and the digest of its body, as hex.
+pub fn chain_hash(chain: &hmac::Key, seq: u64, prev_hash: &str, digest: &[u8; 32]) -> String {
+    crate::util::to_hex(chain_tag(chain, seq, prev_hash, digest).as_ref())
+}
+
+fn chain_tag(chain: &hmac::Key, seq: u64, prev_hash: &str, digest: &[u8; 32]) -> hmac::Tag {
     let mut ctx = hmac::Context::with_key(chain);
-    // serialize without `hash`, in the same order the writer used
-    let mut copy = entry.clone();
-    copy.remove("hash");
-    let bytes = serde_json::to_vec(&copy).unwrap_or_default();
-    ctx.update(&bytes);
-    hex::encode(ctx.sign().as_ref())
+    ctx.update(&seq.to_be_bytes());
+    ctx.update(&(prev_hash.len() as u64).to_be_bytes());
+    ctx.update(prev_hash.as_bytes());
+    ctx.update(digest);
+    ctx.sign()
+}
+
+/// Write one log line: the body's JSON with `seq`, `prev_hash` and `hash` added at the end.
+pub fn append_line(out: &mut Vec<u8>, body: &[u8], seq: u64, prev_hash: &str, hash: &str) {
+    let inner = body.strip_suffix(b"}").unwrap_or(body);
+    out.extend_from_slice(inner);
+    if inner.len() > 1 {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"seq\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.extend_from_slice(b",\"prev_hash\":\"");
+    out.extend_from_slice(prev_hash.as_bytes());
+    out.extend_from_slice(b"\",\"hash\":\"");
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(b"\"}\n");
 }
 
 /// Whether an entry's `hash` field verifies (constant-time comparison).
 pub fn entry_hash_ok(chain: &hmac::Key, entry: &Map<String, Value>) -> bool {
-    let Some(claimed) = entry.get("hash").and_then(Value::as_str) else {
+    let (Some(seq), Some(prev_hash), Some(claimed)) = (
+        entry.get("seq").and_then(Value::as_u64),
+        entry.get("prev_hash").and_then(Value::as_str),
+        entry.get("hash").and_then(Value::as_str),
+    ) else {
         return false;
     };
     let Ok(claimed) = hex::decode(claimed) else {
         return false;
     };
-    let mut copy = entry.clone();
-    copy.remove("hash");
-    let bytes = serde_json::to_vec(&copy).unwrap_or_default();
-    hmac::verify(chain, &bytes, &claimed).is_ok()
+    let mut body = entry.clone();
+    body.remove("seq");
+    body.remove("prev_hash");
+    body.remove("hash");
+    let Ok(bytes) = serde_json::to_vec(&body) else {
+        return false;
+    };
+    let digest = body_digest(&bytes);
+    let mut msg = Vec::with_capacity(8 + 8 + prev_hash.len() + 32);
+    msg.extend_from_slice(&seq.to_be_bytes());
+    msg.extend_from_slice(&(prev_hash.len() as u64).to_be_bytes());
+    msg.extend_from_slice(prev_hash.as_bytes());
+    msg.extend_from_slice(&digest);
+    hmac::verify(chain, &msg, &claimed).is_ok()
 }
 
 /// The result of a verification.
@@ -215,12 +257,12 @@ mod tests {
                 "request".into(),
                 serde_json::json!({"path": format!("secret/data/{seq}")}),
             );
-            e.insert("seq".into(), seq.into());
-            e.insert("prev_hash".into(), prev.clone().into());
-            let h = entry_hash(&key, &e);
-            e.insert("hash".into(), h.clone().into());
+            let body = serde_json::to_vec(&e).unwrap();
+            let h = chain_hash(&key, seq, &prev, &body_digest(&body));
+            let mut line = Vec::new();
+            append_line(&mut line, &body, seq, &prev, &h);
             prev = h;
-            out.push(serde_json::to_string(&e).unwrap());
+            out.push(String::from_utf8(line).unwrap().trim_end().to_string());
         }
         (key_hex, out)
     }
