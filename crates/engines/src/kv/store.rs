@@ -32,7 +32,7 @@ pub const VERSIONS_PREFIX: &str = "versions/";
 pub const V1_PREFIX: &str = "v1/";
 
 /// How many times a read-modify-write is re-run after losing a race.
-const MAX_ATTEMPTS: usize = 16;
+const MAX_ATTEMPTS: usize = 64;
 const LOCK_STRIPES: usize = 256;
 
 pub fn meta_key(path: &str) -> String {
@@ -154,7 +154,7 @@ impl<'a> SecretStore<'a> {
             ];
             match self.view.transaction(ops).await {
                 Ok(()) => return Ok(()),
-                Err(e) if is_conflict(&e) => tokio::task::yield_now().await,
+                Err(e) if is_conflict(&e) => backoff(1).await,
                 Err(e) => return Err(e),
             }
         }
@@ -236,7 +236,7 @@ impl<'a> SecretStore<'a> {
         let _guard = locks.lock(path).await;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
-                tokio::task::yield_now().await;
+                backoff(attempt).await;
             }
             let mut snap = self.snapshot(path).await?;
             let current = snap.meta.take();
@@ -261,4 +261,16 @@ impl<'a> SecretStore<'a> {
             "the secret was changed concurrently too many times; retry the request",
         ))
     }
+}
+
+/// Wait a random time that grows with the attempt number (up to ~6 ms), so writers that keep
+/// colliding on one secret spread out instead of retrying in lockstep.
+async fn backoff(attempt: usize) {
+    let mut r = [0u8; 2];
+    let jitter = match aws_lc_rs::rand::fill(&mut r) {
+        Ok(()) => u64::from(u16::from_le_bytes(r)),
+        Err(_) => 0,
+    };
+    let cap_us = 100u64 << attempt.min(6);
+    tokio::time::sleep(std::time::Duration::from_micros(jitter % cap_us)).await;
 }
