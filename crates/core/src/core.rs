@@ -728,17 +728,7 @@ impl Core {
         };
         if let Target::Mount(mount, rel) = &target {
             if op == Operation::Update || op == Operation::Create {
-                let probe = EngineRequest {
-                    operation: op,
-                    path: rel,
-                    data: &req.data,
-                    storage: &mount.view,
-                    mount: &mount.entry,
-                    token: token_entry.as_deref(),
-                    client_token: req.token.as_deref(),
-                    request_id: &req.id,
-                    remote_addr: req.remote_addr,
-                };
+                let probe = engine_request(op, mount, rel, &req, token_entry.as_deref());
                 op = match mount.engine.exists(&probe).await? {
                     Some(false) => Operation::Create,
                     _ => Operation::Update,
@@ -781,17 +771,7 @@ impl Core {
                 crate::sys::dispatch(self, &active, &req, rest, op, token_entry.clone()).await
             }
             Target::Mount(mount, rel) => {
-                let ereq = EngineRequest {
-                    operation: op,
-                    path: rel,
-                    data: &req.data,
-                    storage: &mount.view,
-                    mount: &mount.entry,
-                    token: token_entry.as_deref(),
-                    client_token: req.token.as_deref(),
-                    request_id: &req.id,
-                    remote_addr: req.remote_addr,
-                };
+                let ereq = engine_request(op, mount, rel, &req, token_entry.as_deref());
                 match mount.engine.handle(&ereq).await {
                     Ok(Some(mut resp)) => match resp.login.take() {
                         Some(login) => self
@@ -841,6 +821,27 @@ impl Core {
             return Err(CoreError::new(ErrorCode::PermissionDenied, msg));
         }
         Ok(())
+    }
+}
+
+/// What an engine sees of a request routed to `mount` (`rel` = the path below it).
+fn engine_request<'a>(
+    operation: Operation,
+    mount: &'a Mount,
+    rel: &'a str,
+    req: &'a Request,
+    token: Option<&'a TokenEntry>,
+) -> EngineRequest<'a> {
+    EngineRequest {
+        operation,
+        path: rel,
+        data: &req.data,
+        storage: &mount.view,
+        mount: &mount.entry,
+        token,
+        client_token: req.token.as_deref(),
+        request_id: &req.id,
+        remote_addr: req.remote_addr,
     }
 }
 

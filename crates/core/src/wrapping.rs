@@ -143,31 +143,28 @@ async fn take(active: &Active, token: &str) -> Result<(Stored, Meta)> {
     Ok((stored, meta))
 }
 
+impl From<Stored> for Response {
+    fn from(s: Stored) -> Response {
+        Response {
+            data: s.data,
+            auth: s.auth,
+            warnings: s.warnings,
+            lease_id: s.lease_id,
+            lease_duration: s.lease_duration,
+            renewable: s.renewable,
+            ..Default::default()
+        }
+    }
+}
+
 pub async fn unwrap(active: &Active, token: &str) -> Result<Response> {
     let (s, _) = take(active, token).await?;
-    Ok(Response {
-        data: s.data,
-        auth: s.auth,
-        warnings: s.warnings,
-        lease_id: s.lease_id,
-        lease_duration: s.lease_duration,
-        renewable: s.renewable,
-        ..Default::default()
-    })
+    Ok(s.into())
 }
 
 pub async fn rewrap(active: &Active, token: &str) -> Result<Response> {
     let (s, meta) = take(active, token).await?;
-    let resp = Response {
-        data: s.data,
-        auth: s.auth,
-        warnings: s.warnings,
-        lease_id: s.lease_id,
-        lease_duration: s.lease_duration,
-        renewable: s.renewable,
-        ..Default::default()
-    };
-    wrap(active, resp, &meta.creation_path, meta.creation_ttl).await
+    wrap(active, s.into(), &meta.creation_path, meta.creation_ttl).await
 }
 
 pub async fn lookup(active: &Active, token: &str) -> Result<Response> {

@@ -179,27 +179,24 @@ impl Broker {
         out
     }
 
-    /// `sys/audit-hash/<path>`: the HMAC this device writes for `input`.
-    pub fn hash(&self, path: &str, input: &str) -> Result<String> {
+    /// The enabled device at `path`.
+    fn device(&self, path: &str) -> Result<Arc<Device>> {
         let path = normalize_path(path)?;
-        let d = self
-            .current()
+        self.current()
             .iter()
             .find(|d| d.path() == path)
             .cloned()
-            .ok_or_else(|| CoreError::invalid(format!("unknown audit backend {path}")))?;
-        Ok(d.hmac(input))
+            .ok_or_else(|| CoreError::invalid(format!("unknown audit backend {path}")))
+    }
+
+    /// `sys/audit-hash/<path>`: the HMAC this device writes for `input`.
+    pub fn hash(&self, path: &str, input: &str) -> Result<String> {
+        Ok(self.device(path)?.hmac(input))
     }
 
     /// The verification material of a device: chain key and current position.
     pub fn chain_info(&self, path: &str) -> Result<Map<String, Value>> {
-        let path = normalize_path(path)?;
-        let d = self
-            .current()
-            .iter()
-            .find(|d| d.path() == path)
-            .cloned()
-            .ok_or_else(|| CoreError::invalid(format!("unknown audit backend {path}")))?;
+        let d = self.device(path)?;
         let (seq, hash) = d.position();
         let mut m = Map::new();
         m.insert("chain_key".into(), d.config().chain_key.clone().into());
