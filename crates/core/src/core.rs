@@ -735,7 +735,10 @@ impl Core {
                 };
             }
         }
-        if let (None, Some(entry), false) = (&denied, &token_entry, unauthenticated) {
+        let any_token = matches!(&target, Target::Sys(rest) if crate::sys::any_valid_token(rest));
+        if let (None, Some(entry), false, false) =
+            (&denied, &token_entry, unauthenticated, any_token)
+        {
             if let Err(e) = self
                 .authorize(&active, entry, op, &path, &req.data, needs_sudo)
                 .await

@@ -25,6 +25,13 @@ pub(crate) fn needs_sudo(rest: &str, op: Operation) -> bool {
         || (rest.starts_with("leases/lookup") && op == Operation::List)
 }
 
+/// Paths under `sys/` open to any valid token without an ACL check. As in Vault, a client may
+/// ask which mount serves a path and how (`coffer kv` and `vault kv` use it to find the kv
+/// version); the data itself stays behind the ACL.
+pub(crate) fn any_valid_token(rest: &str) -> bool {
+    rest == "internal/ui/mounts" || rest.starts_with("internal/ui/mounts/")
+}
+
 /// Paths under `sys/` answered without a token.
 pub(crate) fn unauthenticated(rest: &str) -> bool {
     matches!(

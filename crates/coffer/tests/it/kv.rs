@@ -216,3 +216,36 @@ fn mounts_enable_tune_disable() {
     let (st, _) = s.root("GET", "kv1/foo", None);
     assert_eq!(st, 404);
 }
+
+#[test]
+fn any_token_may_ask_which_mount_serves_a_path() {
+    let s = dev();
+    let t = s.token_with(&["default"]);
+    let (st, v) = s.req(
+        "GET",
+        "sys/internal/ui/mounts/secret/data/app/x",
+        Some(&t),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["path"], "secret/");
+    assert_eq!(v["data"]["type"], "kv");
+    assert_eq!(v["data"]["options"]["version"], "2");
+    assert_eq!(
+        s.req("GET", "sys/internal/ui/mounts/secret/x", None, None)
+            .0,
+        403
+    );
+    assert_eq!(
+        s.req(
+            "GET",
+            "sys/internal/ui/mounts/secret/x",
+            Some("bogus"),
+            None
+        )
+        .0,
+        403
+    );
+    // the data itself stays behind the ACL
+    assert_eq!(s.req("GET", "secret/data/app/x", Some(&t), None).0, 403);
+}
