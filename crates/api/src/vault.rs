@@ -61,24 +61,40 @@ fn no_content() -> HttpResponse {
 }
 
 /// Read the body, refusing more than [`MAX_REQUEST_SIZE`].
-async fn read_body(body: Body) -> Result<Bytes, CoreError> {
-    let limited = http_body_util::Limited::new(body, MAX_REQUEST_SIZE);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(CoreError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "http: request body too large",
-                ))
-            } else {
-                Err(CoreError::invalid("failed to read request body"))
+async fn read_body(mut body: Body) -> Result<Bytes, CoreError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut too_large = false;
+    let mut discarded = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| CoreError::invalid("failed to read request body"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if too_large {
+            // read (and drop) a bounded rest, so the client gets to read our 413 instead of a
+            // reset connection; beyond that the connection is simply closed
+            discarded += data.len();
+            if discarded > MAX_DRAIN {
+                break;
             }
+        } else if buf.len() + data.len() > MAX_REQUEST_SIZE {
+            too_large = true;
+            buf = bytes::BytesMut::new();
+        } else {
+            buf.extend_from_slice(&data);
         }
     }
+    if too_large {
+        return Err(CoreError::new(
+            ErrorCode::PayloadTooLarge,
+            "http: request body too large",
+        ));
+    }
+    Ok(buf.freeze())
 }
+
+/// How much of an oversized body is read and dropped before answering 413.
+const MAX_DRAIN: usize = 8 * 1024 * 1024;
 
 /// Parse a JSON object body; an empty body is an empty object.
 fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, CoreError> {

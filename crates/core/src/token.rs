@@ -260,12 +260,31 @@ impl TokenStore {
             ops.push(put_json(lease_key(&entry), l)?);
         }
         if let Some(parent) = &entry.parent {
+            // a child is created only while its parent still exists, so a revocation of the
+            // parent (which deletes the parent's record first) can never miss it
+            let parent_key = format!("token/id/{parent}");
+            let parent_record = self.view.get(&parent_key).await?.ok_or_else(|| {
+                CoreError::new(
+                    crate::error::ErrorCode::PermissionDenied,
+                    "parent token was revoked",
+                )
+            })?;
+            ops.push(crate::barrier::BarrierOp::Check {
+                key: parent_key,
+                expected: Some(parent_record),
+            });
             ops.push(crate::barrier::BarrierOp::Put {
                 key: format!("token/parent/{parent}/{hash}"),
                 value: zeroize::Zeroizing::new(Vec::new()),
             });
         }
-        self.view.transaction(ops).await?;
+        self.view.transaction(ops).await.map_err(|e| match e.code {
+            crate::error::ErrorCode::CasMismatch => CoreError::new(
+                crate::error::ErrorCode::PermissionDenied,
+                "parent token was revoked",
+            ),
+            _ => e,
+        })?;
         if let Some(l) = &lease {
             self.leases.schedule.push(l.expire_time, &l.lease_id);
         }
@@ -422,17 +441,21 @@ impl TokenStore {
 
     /// Revoke a token and all its descendants.
     pub async fn revoke_tree(&self, hash: &str) -> Result<()> {
-        let mut stack = vec![hash.to_string()];
-        let mut order = Vec::new();
-        while let Some(h) = stack.pop() {
-            for child in self.view.list(&format!("token/parent/{h}/")).await? {
-                stack.push(child.trim_end_matches('/').to_string());
+        let mut roots = vec![hash.to_string()];
+        while let Some(root) = roots.pop() {
+            let mut stack = vec![root];
+            let mut order = Vec::new();
+            while let Some(h) = stack.pop() {
+                for child in self.view.list(&format!("token/parent/{h}/")).await? {
+                    stack.push(child.trim_end_matches('/').to_string());
+                }
+                order.push(h);
             }
-            order.push(h);
-        }
-        // children first, so a crash midway never leaves an orphaned live child
-        for h in order.into_iter().rev() {
-            self.revoke_one(&h).await?;
+            // children first, so a crash midway never leaves an orphaned live child; a child
+            // created while we worked is returned by revoke_one and revoked in turn
+            for h in order.into_iter().rev() {
+                roots.extend(self.revoke_one(&h).await?);
+            }
         }
         Ok(())
     }
@@ -454,10 +477,24 @@ impl TokenStore {
                 .delete(&format!("token/parent/{hash}/{child}"))
                 .await?;
         }
-        self.revoke_one(hash).await
+        let late_children = self.revoke_one(hash).await?;
+        for child in late_children {
+            if let Some(mut e) = self
+                .view
+                .get_json::<TokenEntry>(&format!("token/id/{child}"))
+                .await?
+            {
+                e.parent = None;
+                e.orphan = true;
+                self.save(e).await?;
+            }
+        }
+        Ok(())
     }
 
-    async fn revoke_one(&self, hash: &str) -> Result<()> {
+    /// Revoke this token's own records. Returns the children that were linked to it after its
+    /// subtree was listed (they must be revoked or orphaned by the caller).
+    async fn revoke_one(&self, hash: &str) -> Result<Vec<String>> {
         // drop from the cache first: no request may succeed with it after this point
         self.revocations
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -473,13 +510,21 @@ impl TokenStore {
         self.view
             .delete_prefix(&format!("cubbyhole/{hash}/"))
             .await?;
+        // the record is gone, so no new child can appear; collect the ones that raced in
+        let late: Vec<String> = self
+            .view
+            .list(&format!("token/parent/{hash}/"))
+            .await?
+            .into_iter()
+            .map(|c| c.trim_end_matches('/').to_string())
+            .collect();
         self.view
             .delete_prefix(&format!("token/parent/{hash}/"))
             .await?;
         self.revocations
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.cache.write().remove(hash);
-        Ok(())
+        Ok(late)
     }
 
     /// Extend a token's lease. `increment` of 0 means "by its original TTL".
