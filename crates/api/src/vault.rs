@@ -48,10 +48,18 @@ fn core_error(e: &CoreError) -> HttpResponse {
     if e.message.is_empty() {
         return error_response(status, &[]);
     }
-    if e.code == ErrorCode::Internal || e.code == ErrorCode::AuditFailed {
-        tracing::error!(error = %e.message, "request failed");
+    match e.code {
+        // internal details (storage keys, record names) stay in the server log
+        ErrorCode::Internal => {
+            tracing::error!(error = %e.message, "request failed");
+            error_response(status, &["internal error; see the server log"])
+        }
+        ErrorCode::AuditFailed => {
+            tracing::error!(error = %e.message, "request refused: audit failed");
+            error_response(status, &[e.message.as_str()])
+        }
+        _ => error_response(status, &[e.message.as_str()]),
     }
-    error_response(status, &[e.message.as_str()])
 }
 
 fn no_content() -> HttpResponse {

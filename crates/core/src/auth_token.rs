@@ -96,7 +96,15 @@ pub fn lookup_data(e: &TokenEntry, id: Option<&str>) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("accessor".into(), e.accessor.clone().into());
     m.insert("creation_time".into(), (e.creation_time as i64).into());
-    m.insert("creation_ttl".into(), e.ttl.into());
+    m.insert(
+        "creation_ttl".into(),
+        (if e.creation_ttl > 0 {
+            e.creation_ttl
+        } else {
+            e.ttl
+        })
+        .into(),
+    );
     m.insert("display_name".into(), e.display_name.clone().into());
     m.insert("entity_id".into(), e.entity_id.clone().into());
     m.insert(
@@ -214,23 +222,22 @@ impl TokenEngine {
                 "root or sudo privileges required to specify token id",
             ));
         }
-        if let Some(r) = &role {
+        // A role's allowed_policies replace the rule that a child's policies are a subset of its
+        // parent's; without them the usual rule applies (Vault). disallowed_policies always do.
+        let role_allowed = role
+            .as_ref()
+            .map(|r| r.allowed_policies.clone())
+            .filter(|a| !a.is_empty());
+        if let Some(allowed) = &role_allowed {
             if policies.is_empty() {
-                policies = r.allowed_policies.clone();
+                policies = allowed.clone();
             }
-            if !r.allowed_policies.is_empty() {
-                if let Some(bad) = policies
-                    .iter()
-                    .find(|p| *p != "default" && !r.allowed_policies.contains(p))
-                {
-                    return Err(CoreError::invalid(format!(
-                        "token policies ({bad}) must be subset of the role's allowed policies"
-                    )));
-                }
-            }
-            if let Some(bad) = policies.iter().find(|p| r.disallowed_policies.contains(p)) {
+            if let Some(bad) = policies
+                .iter()
+                .find(|p| *p != "default" && !allowed.contains(p))
+            {
                 return Err(CoreError::invalid(format!(
-                    "token policy ({bad}) is disallowed by this role"
+                    "token policies ({bad}) must be subset of the role's allowed policies"
                 )));
             }
         } else if policies.is_empty() {
@@ -253,6 +260,21 @@ impl TokenEngine {
                 )));
             }
         }
+        if let Some(r) = &role {
+            if let Some(bad) = policies.iter().find(|p| r.disallowed_policies.contains(p)) {
+                return Err(CoreError::invalid(format!(
+                    "token policy ({bad}) is disallowed by this role"
+                )));
+            }
+        }
+        if policies
+            .iter()
+            .any(|p| p == crate::wrapping::WRAPPING_POLICY)
+        {
+            return Err(CoreError::invalid(
+                "the response-wrapping policy is reserved for wrapping tokens",
+            ));
+        }
         if policies.iter().any(|p| p == "root") && !is_root {
             return Err(CoreError::invalid(
                 "root tokens may not be created by non-root tokens",
@@ -273,6 +295,11 @@ impl TokenEngine {
         }
         let mut explicit_max_ttl = param_duration(d, "explicit_max_ttl")?;
         let mut period = param_duration(d, "period")?;
+        if period > 0 && !is_root {
+            return Err(CoreError::invalid(
+                "root or sudo privileges required to create periodic token",
+            ));
+        }
         let mut num_uses = match d.get("num_uses") {
             None | Some(Value::Null) => 0,
             Some(v) => {

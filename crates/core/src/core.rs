@@ -209,8 +209,54 @@ impl Core {
             Some(_) => Vec::new(),
             None => crate::shamir::split(root.as_bytes(), cfg.secret_shares, cfg.secret_threshold)?,
         };
-        self.barrier.initialize(&root).await?;
-        if let Some(s) = &static_seal {
+        if self.barrier.initialized().await? {
+            // a keyring without a seal config is what an init that failed midway leaves behind:
+            // nothing under it was ever usable, so start from an empty store
+            tracing::warn!("removing the remains of an unfinished initialization");
+            self.wipe_storage().await?;
+        }
+        let result = self
+            .init_with(&root, &cfg, static_seal.as_ref(), shares, &params)
+            .await;
+        if result.is_err() {
+            // leave no keys in memory after a failed init
+            self.barrier.seal();
+        }
+        let (result, active) = result?;
+        progress.reset();
+        if let Some(active) = active {
+            self.active.store(Some(active));
+        }
+        Ok(result)
+    }
+
+    /// Delete every key of the physical store (only for an unfinished initialization).
+    async fn wipe_storage(&self) -> Result<()> {
+        let raw = self.barrier.raw();
+        let mut stack = vec![String::new()];
+        while let Some(prefix) = stack.pop() {
+            for entry in raw.list(&prefix).await? {
+                let full = format!("{prefix}{entry}");
+                if entry.ends_with('/') {
+                    stack.push(full);
+                } else {
+                    raw.delete(&full).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn init_with(
+        &self,
+        root: &SecretKey,
+        cfg: &SealConfig,
+        static_seal: Option<&StaticSeal>,
+        shares: Vec<Zeroizing<Vec<u8>>>,
+        params: &InitParams,
+    ) -> Result<(InitResult, Option<Arc<Active>>)> {
+        self.barrier.initialize(root).await?;
+        if let Some(s) = static_seal {
             let wrapped = crate::barrier::encrypt_standalone(
                 &s.key,
                 SEAL_WRAPPED_ROOT_PATH.as_bytes(),
@@ -233,23 +279,24 @@ impl Core {
                 ..Default::default()
             })
             .await?;
-        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| CoreError::internal(e.to_string()))?;
+        let cfg_bytes = serde_json::to_vec(cfg).map_err(|e| CoreError::internal(e.to_string()))?;
         // the seal config is written last: a crash before this leaves the server uninitialized
         self.barrier.raw().put(SEAL_CONFIG_PATH, cfg_bytes).await?;
-        progress.reset();
-        if static_seal.is_some() {
-            self.active.store(Some(active));
+        let active = if static_seal.is_some() {
+            Some(active)
         } else {
             drop(active);
             self.barrier.seal();
-        }
-        Ok(InitResult {
+            None
+        };
+        let result = InitResult {
             keys: shares.iter().map(|s| hex::encode(s.as_slice())).collect(),
             keys_base64: shares.iter().map(|s| b64(s)).collect(),
             recovery_keys: vec![],
             recovery_keys_base64: vec![],
             root_token,
-        })
+        };
+        Ok((result, active))
     }
 
     /// `sys/unseal`: add one key share; unseal when the threshold is reached.
@@ -331,6 +378,14 @@ impl Core {
         let root = SecretKey::from_slice(&root_bytes)?;
         self.finish_unseal(&root).await?;
         Ok(true)
+    }
+
+    /// `sys/rotate`: add a key term. Serialized with init/unseal/seal, so two rotations cannot
+    /// race and a seal cannot be undone by a rotation finishing after it.
+    pub async fn rotate(&self) -> Result<crate::barrier::KeyStatus> {
+        let _guard = self.transition.lock().await;
+        self.active()?;
+        self.barrier.rotate().await
     }
 
     /// Seal now: drop every subsystem and wipe the keys.
@@ -669,9 +724,12 @@ impl Core {
 
     /// Handle one logical request: route, authenticate, authorize, audit the request, run,
     /// audit the response. Audit is fail-closed on both sides.
-    pub async fn handle(&self, req: Request) -> Result<Response> {
+    pub async fn handle(&self, mut req: Request) -> Result<Response> {
         let active = self.active()?;
         validate_path(&req.path)?;
+        // One canonical path serves the ACL check, routing, audit and the handler alike, so no
+        // spelling of a path can be checked as one thing and run as another.
+        req.path = canonical_path(&req.path, req.operation);
         let wrap_ttl = match req.wrap_ttl.as_deref().filter(|w| !w.is_empty()) {
             Some(w) => Some(crate::wrapping::parse_wrap_ttl(w)?),
             None => None,
@@ -740,7 +798,17 @@ impl Core {
             (&denied, &token_entry, unauthenticated, any_token)
         {
             if let Err(e) = self
-                .authorize(&active, entry, op, &path, &req.data, needs_sudo)
+                .authorize(
+                    &active,
+                    entry,
+                    &AclQuery {
+                        op,
+                        path: &path,
+                        data: &req.data,
+                        needs_sudo,
+                        wrap_ttl,
+                    },
+                )
                 .await
             {
                 denied = Some(e);
@@ -804,19 +872,21 @@ impl Core {
         result
     }
 
-    /// ACL check for `op` on `path`; `sudo` additionally required for root-protected paths.
+    /// ACL check for a request; `sudo` additionally required for root-protected paths.
     pub async fn authorize(
         &self,
         active: &Active,
         entry: &TokenEntry,
-        op: Operation,
-        path: &str,
-        data: &serde_json::Map<String, serde_json::Value>,
-        needs_sudo: bool,
+        q: &AclQuery<'_>,
     ) -> Result<()> {
         let acl = active.policies.acl_for(&entry.policies).await?;
-        let decision = acl.check(op, path, Some(data));
-        if !decision.allowed || (needs_sudo && !decision.root_privs) {
+        let decision = acl.check_wrapped(
+            q.op,
+            q.path,
+            Some(q.data),
+            q.wrap_ttl.map(std::time::Duration::from_secs),
+        );
+        if !decision.allowed || (q.needs_sudo && !decision.root_privs) {
             let mut msg = "permission denied".to_string();
             if let Some(reason) = decision.reason.filter(|r| r != "permission denied") {
                 msg = format!("permission denied: {reason}");
@@ -825,6 +895,34 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// What an ACL check is asked.
+pub struct AclQuery<'a> {
+    pub op: Operation,
+    pub path: &'a str,
+    pub data: &'a serde_json::Map<String, serde_json::Value>,
+    /// The path is root-protected: `sudo` is needed as well.
+    pub needs_sudo: bool,
+    /// The requested response-wrapping TTL (policies may bound it).
+    pub wrap_ttl: Option<u64>,
+}
+
+/// The one spelling of a request path: no trailing slash except on lists (which Vault checks
+/// and serves as `path/`), and policy names lowercased the way the policy store keeps them.
+pub fn canonical_path(path: &str, op: Operation) -> String {
+    let trimmed = path.trim_end_matches('/');
+    let mut p = if op == Operation::List && !trimmed.is_empty() {
+        format!("{trimmed}/")
+    } else {
+        trimmed.to_string()
+    };
+    for prefix in ["sys/policy/", "sys/policies/acl/"] {
+        if let Some(name) = p.strip_prefix(prefix) {
+            p = format!("{prefix}{}", name.to_ascii_lowercase());
+        }
+    }
+    p
 }
 
 /// What an engine sees of a request routed to `mount` (`rel` = the path below it).

@@ -85,8 +85,16 @@ impl PolicyStore {
         if name == "root" {
             return Err(CoreError::invalid("cannot update \"root\" policy"));
         }
-        let policy = parse_policy(&name, raw)
+        if name == crate::wrapping::WRAPPING_POLICY {
+            return Err(CoreError::invalid(
+                "the response-wrapping policy name is reserved",
+            ));
+        }
+        parse_policy(&name, raw)
             .map_err(|e| CoreError::invalid(format!("failed to parse policy: {e}")))?;
+        // invalidate before and after the write: a reader that loaded the old text meanwhile
+        // cannot put it back into the cache
+        self.invalidate(&name);
         self.view
             .put_json(
                 &name,
@@ -96,10 +104,7 @@ impl PolicyStore {
                 },
             )
             .await?;
-        self.policies
-            .write()
-            .insert(name, (Arc::new(policy), Arc::from(raw)));
-        self.invalidate();
+        self.invalidate(&name);
         Ok(())
     }
 
@@ -110,14 +115,15 @@ impl PolicyStore {
                 "cannot delete \"{name}\" policy"
             )));
         }
+        self.invalidate(&name);
         self.view.delete(&name).await?;
-        self.policies.write().remove(&name);
-        self.invalidate();
+        self.invalidate(&name);
         Ok(())
     }
 
-    fn invalidate(&self) {
+    fn invalidate(&self, name: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        self.policies.write().remove(name);
         self.acls.write().clear();
     }
 

@@ -29,7 +29,27 @@ pub(crate) fn needs_sudo(rest: &str, op: Operation) -> bool {
 /// ask which mount serves a path and how (`coffer kv` and `vault kv` use it to find the kv
 /// version); the data itself stays behind the ACL.
 pub(crate) fn any_valid_token(rest: &str) -> bool {
-    rest == "internal/ui/mounts" || rest.starts_with("internal/ui/mounts/")
+    rest.starts_with("internal/ui/mounts/")
+}
+
+/// Whether a token has any capability on some path under `mount_path` (root always does).
+async fn may_see_mount(active: &Active, token: &TokenEntry, mount_path: &str) -> Result<bool> {
+    if token.is_root() {
+        return Ok(true);
+    }
+    for name in &token.policies {
+        if let Some((policy, _)) = active.policies.get(name).await? {
+            let grants = policy.rules().iter().any(|r| {
+                let pattern = r.path.trim_end_matches('*');
+                let overlaps = pattern.starts_with(mount_path) || mount_path.starts_with(pattern);
+                overlaps && !r.capabilities.contains(crate::policy::Capabilities::DENY)
+            });
+            if grants {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Paths under `sys/` answered without a token.
@@ -307,7 +327,7 @@ pub(crate) async fn dispatch(
             )))
         }
         ("rotate", Operation::Update) => {
-            core.barrier().rotate().await?;
+            core.rotate().await?;
             Ok(Response::default())
         }
         ("key-status", Operation::Read) => {
@@ -331,6 +351,12 @@ pub(crate) async fn dispatch(
             let (mount, _) = active.router.route(target).ok_or_else(|| {
                 CoreError::invalid(format!("no mount found for path \"{target}\""))
             })?;
+            // like Vault, only to a token that can reach something under that mount
+            if let Some(c) = &caller {
+                if !may_see_mount(active, c, &mount.entry.path).await? {
+                    return Err(CoreError::denied());
+                }
+            }
             let mut m = mount_json(&mount.entry, false);
             m.insert("path".into(), mount.entry.path.clone().into());
             Ok(Response::data(m))
@@ -569,6 +595,11 @@ async fn mounts_path(
     } else {
         format!("{path}/")
     };
+    if !auth && (path == "auth" || path.starts_with("auth/")) {
+        return Err(CoreError::invalid(
+            "auth methods are mounted through sys/auth, not sys/mounts",
+        ));
+    }
     if tune {
         let mount = active.router.get(&full).ok_or_else(|| {
             CoreError::invalid(format!("cannot fetch sysview for path \"{full}\""))

@@ -82,6 +82,9 @@ pub struct TokenEntry {
     /// Renewal cap in seconds for this token (0 = the system's max lease TTL).
     #[serde(default)]
     pub max_ttl: u64,
+    /// The TTL the token was created with (renewals without an increment extend by this).
+    #[serde(default)]
+    pub creation_ttl: u64,
 }
 
 impl fmt::Debug for TokenEntry {
@@ -170,18 +173,13 @@ impl TokenStore {
         }
     }
 
-    /// Cache a token entry. The cache is bounded: when full it starts over (a miss only costs a
-    /// storage read), so millions of issued tokens do not pin memory.
-    fn cache_insert(&self, hash: String, entry: Arc<TokenEntry>) {
-        let generation = self.generation();
-        self.cache_insert_if(hash, entry, generation);
-    }
-
     fn generation(&self) -> u64 {
         self.revocations.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Cache `entry` unless a revocation ran since `generation` was read.
+    /// Cache `entry` unless a revocation ran since `generation` was read. The cache is bounded:
+    /// when full it starts over (a miss only costs a storage read), so millions of issued tokens
+    /// do not pin memory.
     fn cache_insert_if(&self, hash: String, entry: Arc<TokenEntry>, generation: u64) {
         let mut cache = self.cache.write();
         if self.generation() != generation {
@@ -247,8 +245,15 @@ impl TokenStore {
             entity_id: String::new(),
             bound_cidrs: p.bound_cidrs,
             max_ttl: p.max_ttl,
+            creation_ttl: ttl,
         };
+        let generation = self.generation();
         let mut ops = vec![
+            // the id must still be free when the transaction commits (custom ids)
+            crate::barrier::BarrierOp::Check {
+                key: format!("token/id/{hash}"),
+                expected: None,
+            },
             put_json(format!("token/id/{hash}"), &entry)?,
             crate::barrier::BarrierOp::Put {
                 key: format!("token/accessor/{}", entry.accessor),
@@ -289,7 +294,7 @@ impl TokenStore {
             self.leases.schedule.push(l.expire_time, &l.lease_id);
         }
         let entry = Arc::new(entry);
-        self.cache_insert(hash, entry.clone());
+        self.cache_insert_if(hash, entry.clone(), generation);
         Ok((token, entry))
     }
 
@@ -546,6 +551,8 @@ impl TokenStore {
             e.period
         } else if increment > 0 {
             increment
+        } else if e.creation_ttl > 0 {
+            e.creation_ttl
         } else {
             e.ttl
         };

@@ -220,7 +220,29 @@ fn mounts_enable_tune_disable() {
 #[test]
 fn any_token_may_ask_which_mount_serves_a_path() {
     let s = dev();
-    let t = s.token_with(&["default"]);
+    s.policy(
+        "app-ro",
+        "path \"secret/data/app/*\" { capabilities = [\"read\"] }",
+    );
+    let t = s.token_with(&["app-ro"]);
+    // a token with nothing under the mount does not learn about it
+    let nothing = s.token_with(&["default"]);
+    assert_eq!(
+        s.req(
+            "GET",
+            "sys/internal/ui/mounts/secret/x",
+            Some(&nothing),
+            None
+        )
+        .0,
+        403
+    );
+    // the user-facing path (without data/) works too: the token reaches something in the mount
+    assert_eq!(
+        s.req("GET", "sys/internal/ui/mounts/secret/app/x", Some(&t), None)
+            .0,
+        200
+    );
     let (st, v) = s.req(
         "GET",
         "sys/internal/ui/mounts/secret/data/app/x",
@@ -247,5 +269,5 @@ fn any_token_may_ask_which_mount_serves_a_path() {
         403
     );
     // the data itself stays behind the ACL
-    assert_eq!(s.req("GET", "secret/data/app/x", Some(&t), None).0, 403);
+    assert_eq!(s.req("GET", "secret/data/other", Some(&t), None).0, 403);
 }

@@ -202,3 +202,55 @@ fn policy_crud_in_hcl_and_json() {
     assert_eq!(s.root("DELETE", "sys/policy/h", None).0, 204);
     assert_eq!(s.root("GET", "sys/policy/h", None).0, 404);
 }
+
+/// A trailing slash or a different case must not let a request be checked as one path and run as
+/// another.
+#[test]
+fn path_spelling_cannot_bypass_the_acl() {
+    let s = dev();
+    s.policy("admin", "path \"secret/*\" { capabilities = [\"read\"] }");
+    s.policy(
+        "editor",
+        "path \"sys/policy/*\" { capabilities = [\"create\", \"update\", \"read\"] }\n\
+         path \"sys/policy/admin\" { capabilities = [\"deny\"] }\n\
+         path \"auth/token/create\" { capabilities = [\"deny\"] }\n\
+         path \"auth/token/*\" { capabilities = [\"update\"] }",
+    );
+    let t = s.token_with(&["editor"]);
+    let evil = json!({"policy": "path \"*\" { capabilities = [\"sudo\", \"read\", \"update\"] }"});
+    for path in [
+        "sys/policy/admin",
+        "sys/policy/admin/",
+        "sys/policy/ADMIN",
+        "sys/policy/Admin/",
+    ] {
+        let (st, v) = s.req("PUT", path, Some(&t), Some(evil.clone()));
+        assert_eq!(st, 403, "{path}: {v}");
+    }
+    let (_, v) = s.root("GET", "sys/policy/admin", None);
+    assert!(
+        v["data"]["rules"].as_str().unwrap().contains("secret/*"),
+        "admin policy unchanged"
+    );
+    // sudo and exact denies in the token backend hold with a trailing slash too
+    for path in ["auth/token/create", "auth/token/create/"] {
+        assert_eq!(
+            s.req("POST", path, Some(&t), Some(json!({}))).0,
+            403,
+            "{path}"
+        );
+    }
+    let victim = s.token_with(&["default"]);
+    let (st, _) = s.req(
+        "POST",
+        "auth/token/revoke-orphan/",
+        Some(&t),
+        Some(json!({"token": victim})),
+    );
+    assert_eq!(st, 403, "revoke-orphan needs sudo whatever the spelling");
+    assert_eq!(
+        s.req("GET", "auth/token/lookup-self", Some(&victim), None)
+            .0,
+        200
+    );
+}

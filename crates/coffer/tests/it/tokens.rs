@@ -209,3 +209,75 @@ fn concurrent_requests_never_spend_a_use_twice() {
         "only root's accessor: {v}"
     );
 }
+
+#[test]
+fn privilege_rules_for_token_creation() {
+    let s = dev();
+    s.policy(
+        "creator",
+        "path \"auth/token/create*\" { capabilities = [\"update\"] }",
+    );
+    let (_, v) = s.root(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": ["creator"]})),
+    );
+    let t = v["auth"]["client_token"].as_str().unwrap().to_string();
+    // a role without allowed_policies keeps the parent-subset rule
+    assert_eq!(
+        s.root("POST", "auth/token/roles/open", Some(json!({}))).0,
+        204
+    );
+    let (st, v) = s.req(
+        "POST",
+        "auth/token/create/open",
+        Some(&t),
+        Some(json!({"policies": ["admin"]})),
+    );
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = s.req("POST", "auth/token/create/open", Some(&t), Some(json!({})));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["auth"]["policies"], json!(["creator", "default"]));
+    // periodic tokens need root
+    let (st, _) = s.req(
+        "POST",
+        "auth/token/create",
+        Some(&t),
+        Some(json!({"period": "1h"})),
+    );
+    assert_eq!(st, 400);
+    assert_eq!(
+        s.root("POST", "auth/token/create", Some(json!({"period": "1h"})))
+            .0,
+        200
+    );
+    // the wrapping policy is reserved
+    assert_eq!(
+        s.root(
+            "PUT",
+            "sys/policy/response-wrapping",
+            Some(json!({"policy": ""}))
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        s.root(
+            "POST",
+            "auth/token/create",
+            Some(json!({"policies": ["response-wrapping"]}))
+        )
+        .0,
+        400
+    );
+    // auth methods are not mounted through sys/mounts
+    assert_eq!(
+        s.root(
+            "POST",
+            "sys/mounts/auth/sneaky",
+            Some(json!({"type": "kv"}))
+        )
+        .0,
+        400
+    );
+}

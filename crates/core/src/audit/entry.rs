@@ -172,6 +172,19 @@ pub(super) fn build(input: &AuditInput<'_>, response: bool, d: &Device) -> Map<S
             if let Some(s) = out.status {
                 resp.insert("status".into(), s.into());
             }
+            if let Some(w) = &out.wrap_info {
+                resp.insert(
+                    "wrap_info".into(),
+                    json!({
+                        "token": secret(d, &w.token),
+                        "accessor": accessor(d, &w.accessor),
+                        "ttl": w.ttl,
+                        "creation_time": w.creation_time,
+                        "creation_path": w.creation_path,
+                        "wrapped_accessor": accessor(d, &w.wrapped_accessor),
+                    }),
+                );
+            }
         }
         e.insert("response".into(), Value::Object(resp));
     }

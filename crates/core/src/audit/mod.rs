@@ -72,6 +72,8 @@ fn random_hex() -> Result<String> {
 pub struct Broker {
     view: View,
     devices: RwLock<Arc<Vec<Arc<Device>>>>,
+    /// Serializes changes to the device table and its persistence.
+    table: tokio::sync::Mutex<()>,
 }
 
 impl Broker {
@@ -92,6 +94,7 @@ impl Broker {
         Ok(Broker {
             view,
             devices: RwLock::new(Arc::new(devices)),
+            table: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -118,6 +121,7 @@ impl Broker {
         local: bool,
     ) -> Result<()> {
         let path = normalize_path(path)?;
+        let _table = self.table.lock().await;
         let current = self.current();
         if current.iter().any(|d| d.path() == path) {
             return Err(CoreError::invalid(format!("path already in use: {path}")));
@@ -146,6 +150,7 @@ impl Broker {
 
     pub async fn disable(&self, path: &str) -> Result<()> {
         let path = normalize_path(path)?;
+        let _table = self.table.lock().await;
         let current = self.current();
         let next: Vec<Arc<Device>> = current
             .iter()
@@ -247,6 +252,7 @@ impl Broker {
 
     /// Reopen file devices (SIGHUP, log rotation) and save every chain position.
     pub async fn reopen(&self) -> Result<()> {
+        let _table = self.table.lock().await;
         let devices = self.current();
         for d in devices.iter() {
             d.reopen().await;
@@ -256,6 +262,7 @@ impl Broker {
 
     /// Save chain positions and stop the writers (seal, shutdown).
     pub async fn shutdown(&self) -> Result<()> {
+        let _table = self.table.lock().await;
         let devices = self.current();
         for d in devices.iter() {
             d.flush().await;
