@@ -158,18 +158,23 @@ fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
+            (decode_query_part(k), decode_query_part(v))
         })
         .collect()
 }
 
+/// Decode a query-string component (`+` is a space there).
+fn decode_query_part(s: &str) -> String {
+    percent_decode(&s.replace('+', " "))
+}
+
+/// Percent-decode a URL path (a `+` stays a `+`: it is only a space in query strings).
 pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
                     .ok()
@@ -466,7 +471,9 @@ mod tests {
 
     #[test]
     fn decoding() {
-        assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
+        assert_eq!(percent_decode("a%2Fb+c"), "a/b+c");
+        assert_eq!(decode_query_part("a%2Fb+c"), "a/b c");
+        assert_eq!(percent_decode("x%20"), "x ");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
         let q = query_map(Some("standbyok=True&list=true"));

@@ -150,6 +150,31 @@ impl DeviceKind {
     }
 }
 
+/// How long a socket device may take to connect or to accept a write before the entry counts
+/// as not recorded (the request then fails closed instead of hanging).
+const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn tcp_connect(address: &str) -> std::io::Result<std::net::TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = std::io::Error::other("address resolved to nothing");
+    for addr in address.to_socket_addrs()? {
+        match std::net::TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT) {
+            Ok(s) => {
+                s.set_write_timeout(Some(SOCKET_TIMEOUT))?;
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn unix_connect(address: &str) -> std::io::Result<std::os::unix::net::UnixStream> {
+    let s = std::os::unix::net::UnixStream::connect(address)?;
+    s.set_write_timeout(Some(SOCKET_TIMEOUT))?;
+    Ok(s)
+}
+
 /// The open destination of a device.
 enum Sink {
     /// `file` is `None` after a failed reopen: writes then fail (fail-closed) and each write
@@ -217,11 +242,11 @@ impl Sink {
                     }
                 }
                 "unix" => Sink::Unix {
-                    stream: Some(std::os::unix::net::UnixStream::connect(address)?),
+                    stream: Some(unix_connect(address)?),
                     address: address.clone(),
                 },
                 _ => Sink::Tcp {
-                    stream: Some(std::net::TcpStream::connect(address)?),
+                    stream: Some(tcp_connect(address)?),
                     address: address.clone(),
                 },
             },
@@ -265,7 +290,7 @@ impl Sink {
                 }
                 // reconnect once
                 *stream = None;
-                let mut s = std::net::TcpStream::connect(address.as_str())?;
+                let mut s = tcp_connect(address)?;
                 s.write_all(buf)?;
                 *stream = Some(s);
                 Ok(())
@@ -277,7 +302,7 @@ impl Sink {
                     }
                 }
                 *stream = None;
-                let mut s = std::os::unix::net::UnixStream::connect(address.as_str())?;
+                let mut s = unix_connect(address)?;
                 s.write_all(buf)?;
                 *stream = Some(s);
                 Ok(())

@@ -147,6 +147,7 @@ pub fn verify(
     }
 
     let mut prev: Option<(u64, String)> = None;
+    let mut first_seq: Option<u64> = None;
     let mut checked = 0u64;
     for (idx, line) in lines.iter().enumerate() {
         let at = format!("{} line {}", line.file, line.number);
@@ -207,6 +208,7 @@ pub fn verify(
             }
         }
         checked += 1;
+        first_seq.get_or_insert(seq);
         prev = Some((
             seq,
             entry
@@ -235,7 +237,13 @@ pub fn verify(
         ok: true,
         entries: checked,
         message: match prev {
-            Some((s, _)) => format!("OK: {checked} entries verified (last seq {s})"),
+            Some((s, _)) => match first_seq {
+                // a chain can only be checked from its first entry on: say where it starts
+                Some(f) if f > 1 => format!(
+                    "OK: {checked} entries verified (seq {f} to {s}; entries before seq {f} are not in these files)"
+                ),
+                _ => format!("OK: {checked} entries verified (last seq {s})"),
+            },
             None => "OK: no entries".into(),
         },
     }
