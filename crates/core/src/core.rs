@@ -869,6 +869,10 @@ impl Core {
         input.response = result.as_ref().ok();
         input.error = result.as_ref().err().map(|e| e.message.as_str());
         active.audit.log_response(&input).await?;
+        if path == "sys/seal" && result.is_ok() {
+            // sealed only now, so the audit devices' saved positions include this last entry
+            self.seal().await?;
+        }
         result
     }
 

@@ -356,6 +356,8 @@ struct WriteState {
     last_error: String,
     /// For recent ended epochs: how far their entries got written.
     ended: std::collections::VecDeque<(u64, u64)>,
+    /// Set when the server seals: no entry is accepted after the final position was saved.
+    closed: bool,
 }
 
 /// One enabled audit device.
@@ -429,6 +431,7 @@ impl Device {
                 epoch: 0,
                 last_error: String::new(),
                 ended: std::collections::VecDeque::new(),
+                closed: false,
             }),
             written: Notify::new(),
             broken,
@@ -514,6 +517,9 @@ impl Device {
         let digest = super::verify::body_digest(&body);
         let (seq, epoch) = {
             let mut st = self.state.lock();
+            if st.closed {
+                return Err("audit device is closed (the server is sealing)".into());
+            }
             let seq = st.head.seq + 1;
             let hash = super::verify::chain_hash(&self.chain, seq, &st.head.last_hash, &digest);
             let WriteState { queued, head, .. } = &mut *st;
@@ -606,6 +612,12 @@ impl Device {
                 tracing::error!(error = %e, "audit device failed to reopen its file");
             }
         }
+    }
+
+    /// Accept no more entries, then write everything queued (before the position is saved).
+    pub(super) async fn close(&self) {
+        self.state.lock().closed = true;
+        self.flush().await;
     }
 
     /// Write everything queued so far.

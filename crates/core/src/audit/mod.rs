@@ -265,7 +265,7 @@ impl Broker {
         let _table = self.table.lock().await;
         let devices = self.current();
         for d in devices.iter() {
-            d.flush().await;
+            d.close().await;
         }
         self.persist(&devices).await
     }
