@@ -70,6 +70,22 @@ pub enum Change<T> {
     },
 }
 
+impl Change<()> {
+    /// Write only the metadata record, and only if something in it changed.
+    pub fn metadata_if(changed: bool, meta: SecretMeta) -> Self {
+        if changed {
+            Change::Commit {
+                meta: Some(meta),
+                puts: vec![],
+                deletes: vec![],
+                result: (),
+            }
+        } else {
+            Change::None(())
+        }
+    }
+}
+
 /// Striped async locks serializing writers of one path inside this process.
 pub struct PathLocks {
     stripes: Vec<tokio::sync::Mutex<()>>,

@@ -384,16 +384,7 @@ impl KvEngine {
                         }
                     }
                 }
-                Ok(if changed {
-                    Change::Commit {
-                        meta: Some(meta),
-                        puts: vec![],
-                        deletes: vec![],
-                        result: (),
-                    }
-                } else {
-                    Change::None(())
-                })
+                Ok(Change::metadata_if(changed, meta))
             })
             .await?;
         Ok(None)
@@ -429,16 +420,7 @@ impl KvEngine {
                         }
                     }
                 }
-                Ok(if changed {
-                    Change::Commit {
-                        meta: Some(meta),
-                        puts: vec![],
-                        deletes: vec![],
-                        result: (),
-                    }
-                } else {
-                    Change::None(())
-                })
+                Ok(Change::metadata_if(changed, meta))
             })
             .await?;
         Ok(None)
