@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::path::PathBuf;
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 /// The kind of sink and its parsed options.
 #[derive(Debug, Clone)]
@@ -358,6 +358,14 @@ struct WriteState {
     ended: std::collections::VecDeque<(u64, u64)>,
     /// Set when the server seals: no entry is accepted after the final position was saved.
     closed: bool,
+    /// Entries waiting for the write in progress, in sequence order.
+    waiters: Vec<Waiter>,
+}
+
+/// A task waiting for its entry to be written.
+struct Waiter {
+    seq: u64,
+    tx: oneshot::Sender<()>,
 }
 
 /// One enabled audit device.
@@ -368,7 +376,6 @@ pub struct Device {
     prefix: String,
     sink: Mutex<Option<Sink>>,
     state: Mutex<WriteState>,
-    written: Notify,
     broken: Option<String>,
     log_raw: bool,
     hmac_accessor: bool,
@@ -432,8 +439,8 @@ impl Device {
                 last_error: String::new(),
                 ended: std::collections::VecDeque::new(),
                 closed: false,
+                waiters: Vec::new(),
             }),
-            written: Notify::new(),
             broken,
         }
     }
@@ -479,6 +486,10 @@ impl Device {
         c.last_hash = st.last_hash;
         c
     }
+    /// The key that HMACs secret values in this device's entries.
+    pub(super) fn salt(&self) -> &hmac::Key {
+        &self.salt
+    }
     pub fn hmac(&self, input: &str) -> String {
         hmac_value(&self.salt, input)
     }
@@ -504,16 +515,12 @@ impl Device {
     }
 
     /// Chain and queue an entry, and resolve once it has been written (or failed).
-    pub(super) async fn submit(
-        &self,
-        entry: Map<String, Value>,
-    ) -> std::result::Result<(), String> {
+    /// `body` is the entry's JSON without `seq`, `prev_hash` and `hash`.
+    pub(super) async fn submit(&self, body: Vec<u8>) -> std::result::Result<(), String> {
         if let Some(why) = &self.broken {
             return Err(why.clone());
         }
-        // the expensive part (serializing, hashing the body) runs outside the lock
-        let body =
-            serde_json::to_vec(&entry).map_err(|_| "cannot serialize audit entry".to_string())?;
+        // the expensive part (building the body, hashing it) runs outside the lock
         let digest = super::verify::body_digest(&body);
         let (seq, epoch) = {
             let mut st = self.state.lock();
@@ -537,9 +544,7 @@ impl Device {
     /// Wait until `seq` is written, writing the queue ourselves when nobody else is.
     async fn wait_written(&self, seq: u64, epoch: u64) -> std::result::Result<(), String> {
         loop {
-            let notified = self.written.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            let mut wake = None;
             let batch = {
                 let mut st = self.state.lock();
                 if st.epoch != epoch {
@@ -559,6 +564,10 @@ impl Device {
                     return Ok(());
                 }
                 if st.writing {
+                    // sleep until the writer has written our entry (or hands us the pen)
+                    let (tx, rx) = oneshot::channel();
+                    st.waiters.push(Waiter { seq, tx });
+                    wake = Some(rx);
                     None
                 } else {
                     st.writing = true;
@@ -572,6 +581,7 @@ impl Device {
                         Some(sink) => sink.write(&buf),
                         None => Err(std::io::Error::other("audit device is not open")),
                     };
+                    let failed = result.is_err();
                     let mut st = self.state.lock();
                     st.writing = false;
                     match result {
@@ -596,10 +606,33 @@ impl Device {
                         buf.clear();
                         st.queued = buf;
                     }
+                    // wake exactly the waiters whose entries are now settled, and one more
+                    // (if any) to write the next batch: no herd of needless wake-ups
+                    let settled = st.written.seq;
+                    let mut still = std::collections::VecDeque::with_capacity(st.waiters.len());
+                    for w in st.waiters.drain(..) {
+                        if failed || w.seq <= settled {
+                            let _ = w.tx.send(());
+                        } else {
+                            still.push_back(w);
+                        }
+                    }
+                    // the first waiter still alive takes over (a cancelled request's waiter
+                    // is skipped, so the queue never waits for a writer that is gone)
+                    while let Some(w) = still.pop_front() {
+                        if w.tx.send(()).is_ok() {
+                            break;
+                        }
+                    }
+                    st.waiters = still.into();
                     drop(st);
-                    self.written.notify_waiters();
                 }
-                None => notified.await,
+                None => {
+                    if let Some(rx) = wake {
+                        // woken, or the sender is gone: either way look again
+                        let _ = rx.await;
+                    }
+                }
             }
         }
     }

@@ -215,10 +215,12 @@ impl Broker {
         if devices.is_empty() {
             return Ok(());
         }
+        let time = crate::util::now_rfc3339();
         let mut waits = Vec::with_capacity(devices.len());
         for d in devices.iter() {
-            let entry = entry::build(input, response, d);
-            waits.push(d.submit(entry));
+            let mut body = Vec::with_capacity(2048);
+            entry::write_body(input, response, d, &time, &mut body);
+            waits.push(d.submit(body));
         }
         let mut ok = 0;
         for w in waits {
