@@ -208,6 +208,20 @@ impl Server {
         (status, body)
     }
 
+    /// Initialise a server with a static seal (it unseals itself); returns the root token.
+    pub fn init_static(&mut self) -> String {
+        let (st, v) = self.req(
+            "PUT",
+            "sys/init",
+            None,
+            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+        );
+        assert_eq!(st, 200, "{v}");
+        let root = v["root_token"].as_str().unwrap().to_string();
+        self.token = root.clone();
+        root
+    }
+
     /// Initialise with `shares`/`threshold` and unseal; returns (keys, root token).
     pub fn init_and_unseal(&mut self, shares: u64, threshold: u64) -> (Vec<String>, String) {
         let (s, v) = self.req(
@@ -280,6 +294,21 @@ pub fn decode(r: Response) -> (u16, Value) {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     (status, v)
+}
+
+/// File storage under `dir` and a static seal whose key is written there: (storage, seal) HCL.
+pub fn static_seal_config(dir: &Path) -> (String, String) {
+    let key = dir.join("seal.key");
+    std::fs::write(&key, "42".repeat(32)).unwrap();
+    let storage = format!(
+        "storage \"file\" {{ path = \"{}\" }}",
+        dir.join("data").display()
+    );
+    let seal = format!(
+        "seal \"static\" {{\n current_key_id = \"k1\"\n current_key = \"file://{}\"\n}}",
+        key.display()
+    );
+    (storage, seal)
 }
 
 /// Every byte of every file under `dir`.

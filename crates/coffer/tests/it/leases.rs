@@ -250,28 +250,11 @@ fn accessors(s: &Server) -> Vec<String> {
 #[test]
 fn leases_expire_on_schedule_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("seal.key");
-    std::fs::write(&key, "5a".repeat(32)).unwrap();
-    let storage = format!(
-        "storage \"file\" {{ path = \"{}\" }}",
-        dir.path().join("data").display()
-    );
-    let seal = format!(
-        "seal \"static\" {{\n current_key = \"file://{}\"\n}}",
-        key.display()
-    );
+    let (storage, seal) = static_seal_config(dir.path());
     let (short_acc, long_acc, root);
     {
         let mut s = with_config(dir.path(), &storage, &seal);
-        let (st, v) = s.req(
-            "PUT",
-            "sys/init",
-            None,
-            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-        );
-        assert_eq!(st, 200, "{v}");
-        root = v["root_token"].as_str().unwrap().to_string();
-        s.token = root.clone();
+        root = s.init_static();
         let (_, v) = s.root(
             "POST",
             "auth/token/create",

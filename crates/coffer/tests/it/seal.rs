@@ -157,26 +157,11 @@ fn key_rotation_keeps_old_data_readable() {
 #[test]
 fn static_seal_auto_unseals_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("seal.key");
-    std::fs::write(&key, "42".repeat(32)).unwrap();
-    let data = dir.path().join("data");
-    let storage = format!("storage \"file\" {{ path = \"{}\" }}", data.display());
-    let seal = format!(
-        "seal \"static\" {{\n current_key_id = \"k1\"\n current_key = \"file://{}\"\n}}",
-        key.display()
-    );
+    let (storage, seal) = static_seal_config(dir.path());
     let root;
     {
         let mut s = with_config(dir.path(), &storage, &seal);
-        let (st, v) = s.req(
-            "PUT",
-            "sys/init",
-            None,
-            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-        );
-        assert_eq!(st, 200, "{v}");
-        root = v["root_token"].as_str().unwrap().to_string();
-        s.token = root.clone();
+        root = s.init_static();
         assert_eq!(
             s.req("GET", "sys/seal-status", None, None).1["sealed"],
             false
