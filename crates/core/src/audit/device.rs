@@ -324,6 +324,11 @@ impl Sink {
         }
     }
 
+    /// Whether a write may wait on something outside this machine's page cache.
+    fn may_block(&self) -> bool {
+        !matches!(self, Sink::File { .. } | Sink::Stdout)
+    }
+
     /// Reopen a file sink at its path (after rotation); other sinks stay as they are.
     fn reopen(&mut self) -> std::io::Result<()> {
         if let Sink::File { path, mode, file } = self {
@@ -380,6 +385,11 @@ pub struct Device {
     log_raw: bool,
     hmac_accessor: bool,
     elide_list: bool,
+}
+
+fn multi_threaded() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 fn hmac_key(hex_key: &str) -> hmac::Key {
@@ -578,6 +588,11 @@ impl Device {
             match batch {
                 Some((buf, upto)) => {
                     let result = match &mut *self.sink.lock() {
+                        // a network sink may block for up to its timeout: let the runtime move
+                        // other tasks off this worker meanwhile (file writes are not worth it)
+                        Some(sink) if sink.may_block() && multi_threaded() => {
+                            tokio::task::block_in_place(|| sink.write(&buf))
+                        }
                         Some(sink) => sink.write(&buf),
                         None => Err(std::io::Error::other("audit device is not open")),
                     };
