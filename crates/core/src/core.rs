@@ -784,7 +784,7 @@ impl Core {
                 Err(e) => return Err(e),
             }
         };
-        if let Target::Mount(mount, rel) = &target {
+        if let (Target::Mount(mount, rel), None) = (&target, &denied) {
             if op == Operation::Update || op == Operation::Create {
                 let probe = engine_request(op, mount, rel, &req, token_entry.as_deref());
                 op = match mount.engine.exists(&probe).await? {
