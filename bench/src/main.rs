@@ -38,7 +38,7 @@ pub enum Scenario {
     Kv2ReadNoaudit,
     /// GET auth/token/lookup-self (audit on)
     TokenLookup,
-    /// POST auth/approle/login (audit on); skipped when approle is not available
+    /// POST auth/approle/login (audit on)
     ApproleLogin,
     /// LIST over a directory of 10,000 keys (audit on)
     List,

@@ -256,14 +256,10 @@ impl Ctx {
             rps: s.rps,
             connections: load.connections,
         });
-        let mut row = Row::new("ceiling");
-        row.connections = Some(load.connections);
-        row.resp_bytes = Some(bytes);
+        let mut row = measured_row("ceiling", &load, s, reps, bytes);
         row.notes.push(format!(
             "bare hyper server in the bench process (own runtime), fixed {bytes}-byte JSON body"
         ));
-        row.summary = Some(s);
-        row.repeats_rps = reps;
         self.push(row);
         Ok(())
     }
@@ -374,11 +370,7 @@ impl Ctx {
             .measure(Some(&mut srv), addr, &load, make.clone())
             .await?;
         let peak = s.rps;
-        let mut row = Row::new(name);
-        row.connections = Some(load.connections);
-        row.resp_bytes = Some(bytes);
-        row.summary = Some(s);
-        row.repeats_rps = reps;
+        let mut row = measured_row(name, &load, s, reps, bytes);
         self.vs_ceiling(&mut row);
         if audit {
             row.target = Some(format!("ratio >= {READ_RATIO_TARGET}"));
@@ -458,11 +450,7 @@ impl Ctx {
         let load = self.measured_load();
         let make = get(addr, "/v1/auth/token/lookup-self", &tok);
         let (s, reps, bytes) = self.measure(Some(&mut srv), addr, &load, make).await?;
-        let mut row = Row::new("token-lookup");
-        row.connections = Some(load.connections);
-        row.resp_bytes = Some(bytes);
-        row.summary = Some(s);
-        row.repeats_rps = reps;
+        let mut row = measured_row("token-lookup", &load, s, reps, bytes);
         self.vs_ceiling(&mut row);
         Self::audit_note(&dir, &mut row)?;
         Self::mem_into(&srv, &mut row);
@@ -484,15 +472,11 @@ impl Ctx {
         )
         .await?;
         if !st.is_success() {
-            let mut row = Row::new("approle-login");
-            row.status = "skipped: approle not available".into();
-            row.notes.push(format!(
+            srv.stop().await?;
+            bail!(
                 "POST /v1/sys/auth/approle: HTTP {st}: {}",
                 load::snippet(&body)
-            ));
-            srv.stop().await?;
-            self.push(row);
-            return Ok(());
+            );
         }
         let setup = async {
             api(
@@ -519,11 +503,7 @@ impl Ctx {
             server::request(addr, "POST", "/v1/auth/approle/login", None, login.clone())
         });
         let (s, reps, bytes) = self.measure(Some(&mut srv), addr, &load, make).await?;
-        let mut row = Row::new("approle-login");
-        row.connections = Some(load.connections);
-        row.resp_bytes = Some(bytes);
-        row.summary = Some(s);
-        row.repeats_rps = reps;
+        let mut row = measured_row("approle-login", &load, s, reps, bytes);
         self.vs_ceiling(&mut row);
         Self::audit_note(&dir, &mut row)?;
         Self::mem_into(&srv, &mut row);
@@ -567,11 +547,7 @@ impl Ctx {
                 as MakeReq
         };
         let (s, reps, bytes) = self.measure(Some(&mut srv), addr, &load, make).await?;
-        let mut row = Row::new("list");
-        row.connections = Some(load.connections);
-        row.resp_bytes = Some(bytes);
-        row.summary = Some(s);
-        row.repeats_rps = reps;
+        let mut row = measured_row("list", &load, s, reps, bytes);
         self.vs_ceiling(&mut row);
         row.notes.push(format!(
             "{keys} keys ({bytes}-byte answer), written with {} connections in {fill_s:.1} s",
@@ -634,24 +610,21 @@ impl Ctx {
         });
         let load = self.measured_load();
         let (s, reps, bytes) = self.measure(Some(&mut srv), addr, &load, make).await?;
-        let mut row = Row::new("kv2-write");
-        row.connections = Some(load.connections);
-        row.resp_bytes = Some(bytes);
+        let rps = s.rps;
+        let mut row = measured_row("kv2-write", &load, s, reps, bytes);
         if let Some(f) = &self.fsync {
-            row.ratio = Some(if f.rate > 0.0 { s.rps / f.rate } else { 0.0 });
+            row.ratio = Some(if f.rate > 0.0 { rps / f.rate } else { 0.0 });
             row.baseline = Some(format!("1/fdatasync {:.0}/s ({:.3} ms)", f.rate, f.mean_ms));
         }
         if let Some(c) = &self.ceiling {
             if c.rps > 0.0 {
                 row.notes.push(format!(
                     "{:.2} x ceiling throughput ({:.0} req/s)",
-                    s.rps / c.rps,
+                    rps / c.rps,
                     c.rps
                 ));
             }
         }
-        row.summary = Some(s);
-        row.repeats_rps = reps;
         row.target = Some(format!("ratio >= {WRITE_RATIO_TARGET}"));
         row.target_met = row.ratio.map(|r| r >= WRITE_RATIO_TARGET);
         row.notes
@@ -832,4 +805,20 @@ fn dir_size(p: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// A report row for a measured run: its load, medians, per-run throughput and answer size.
+fn measured_row(
+    name: &str,
+    load: &Load,
+    summary: Summary,
+    repeats_rps: Vec<f64>,
+    resp_bytes: usize,
+) -> Row {
+    let mut row = Row::new(name);
+    row.connections = Some(load.connections);
+    row.resp_bytes = Some(resp_bytes);
+    row.summary = Some(summary);
+    row.repeats_rps = repeats_rps;
+    row
 }
