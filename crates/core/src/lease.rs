@@ -92,14 +92,6 @@ impl Schedule {
         }
         out
     }
-
-    pub fn len(&self) -> usize {
-        self.due.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Lease storage (`sys/expire/id/<lease id>`) plus its schedule.
@@ -116,30 +108,23 @@ impl Leases {
         }
     }
 
-    /// The storage key of a lease (relative to the system view's `expire/id/`).
-    pub fn key(lease_id: &str) -> String {
-        lease_id.to_string()
-    }
-
     pub fn view(&self) -> &View {
         &self.view
     }
 
     pub async fn get(&self, lease_id: &str) -> Result<Option<Lease>> {
         validate_lease_id(lease_id)?;
-        self.view.get_json(&Self::key(lease_id)).await
+        self.view.get_json(lease_id).await
     }
 
     pub async fn put(&self, lease: &Lease) -> Result<()> {
-        self.view
-            .put_json(&Self::key(&lease.lease_id), lease)
-            .await?;
+        self.view.put_json(&lease.lease_id, lease).await?;
         self.schedule.push(lease.expire_time, &lease.lease_id);
         Ok(())
     }
 
     pub async fn delete(&self, lease_id: &str) -> Result<()> {
-        self.view.delete(&Self::key(lease_id)).await
+        self.view.delete(lease_id).await
     }
 
     /// Every lease id under `prefix` (recursively).
@@ -186,7 +171,7 @@ pub async fn run_expiration<F, Fut>(
     loop {
         let now_ms = (unix_now() * 1000.0) as u64;
         for id in leases.schedule.take_due(now_ms) {
-            match leases.view.get_json::<Lease>(&Leases::key(&id)).await {
+            match leases.view.get_json::<Lease>(&id).await {
                 Ok(Some(lease)) => {
                     if lease.expire_time * 1000.0 > now_ms as f64 + 1.0 {
                         // renewed since it was scheduled
