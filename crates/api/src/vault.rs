@@ -10,6 +10,7 @@ use coffer_core::request::{Dialect, Operation, Request, Response};
 use coffer_core::seal::InitParams;
 use coffer_core::util::value_as_bool;
 use coffer_core::Core;
+use futures_util::FutureExt as _;
 use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
@@ -450,7 +451,11 @@ async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> HttpResponse
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let req_id = creq.id.clone();
-    match core.handle(creq).await {
+    let handled = std::panic::AssertUnwindSafe(core.handle(creq))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(CoreError::internal("request handling panicked")));
+    match handled {
         Ok(resp) => {
             if resp.is_empty() {
                 return no_content();

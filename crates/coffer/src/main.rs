@@ -4,6 +4,9 @@
 mod cli;
 mod server;
 
+#[cfg(test)]
+mod config_fuzz;
+
 /// The server allocates many small, short-lived objects per request; mimalloc handles that
 /// pattern far better than the system allocator (measured with `bench`, see BENCHMARKS.md).
 #[global_allocator]

@@ -90,6 +90,14 @@ fn param_list(data: &Map<String, Value>, key: &str) -> Result<Vec<String>> {
     }
 }
 
+/// A list of policy names in their canonical form (a name that has none is refused).
+fn policy_list(data: &Map<String, Value>, key: &str) -> Result<Vec<String>> {
+    param_list(data, key)?
+        .iter()
+        .map(|p| normalize_name(p))
+        .collect()
+}
+
 /// The data `auth/token/lookup*` returns.
 pub fn lookup_data(e: &TokenEntry, id: Option<&str>) -> Map<String, Value> {
     let now = unix_now();
@@ -197,10 +205,7 @@ impl TokenEngine {
             ),
             None => None,
         };
-        let mut policies: Vec<String> = param_list(d, "policies")?
-            .iter()
-            .map(|p| normalize_name(p))
-            .collect::<Result<_>>()?;
+        let mut policies = policy_list(d, "policies")?;
         let no_default = param_bool(
             d,
             "no_default_policy",
@@ -470,10 +475,12 @@ impl TokenEngine {
         });
         let d = req.data;
         if d.contains_key("allowed_policies") {
-            role.allowed_policies = param_list(d, "allowed_policies")?;
+            role.allowed_policies = policy_list(d, "allowed_policies")?;
+            // a role is a standing grant: it may not hand out root or wrapping tokens
+            crate::names::refuse_reserved_policies(&role.allowed_policies)?;
         }
         if d.contains_key("disallowed_policies") {
-            role.disallowed_policies = param_list(d, "disallowed_policies")?;
+            role.disallowed_policies = policy_list(d, "disallowed_policies")?;
         }
         role.orphan = param_bool(d, "orphan", role.orphan)?;
         role.renewable = param_bool(d, "renewable", role.renewable)?;
@@ -540,12 +547,10 @@ fn display_name(raw: &str) -> String {
     format!("token-{cleaned}")
 }
 
+/// Token role names are canonical before the handler runs ([`Engine::canonical_path`]); this
+/// check keeps a name that did not come through the core from being stored another way.
 fn role_key(name: &str) -> Result<String> {
-    let n = name.trim().to_ascii_lowercase();
-    if n.is_empty() || n.contains('/') {
-        return Err(CoreError::invalid("invalid role name"));
-    }
-    Ok(n)
+    crate::names::object_name("role", name)
 }
 
 fn role_data(r: &TokenRole) -> Map<String, Value> {
@@ -573,6 +578,12 @@ fn role_data(r: &TokenRole) -> Map<String, Value> {
 
 #[async_trait]
 impl Engine for TokenEngine {
+    fn canonical_path<'a>(&self, rel: &'a str) -> Result<std::borrow::Cow<'a, str>> {
+        crate::names::canonical_segment(rel, &["roles/", "create/"], |n| {
+            crate::names::object_name("role", n)
+        })
+    }
+
     fn root_paths(&self) -> &'static [&'static str] {
         &["revoke-orphan", "accessors/", "accessors"]
     }

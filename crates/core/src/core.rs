@@ -15,6 +15,7 @@ use crate::util::validate_path;
 use arc_swap::ArcSwapOption;
 use base64::Engine as _;
 use coffer_storage::Backend;
+use futures_util::FutureExt as _;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -687,8 +688,16 @@ impl Core {
         if login.period == 0 {
             ttl = ttl.min(max_ttl);
         }
-        let mut policies: Vec<String> = login.policies.clone();
-        if !login.no_default_policy && !policies.iter().any(|p| p == "default" || p == "root") {
+        let mut policies: Vec<String> = login
+            .policies
+            .iter()
+            .map(|p| crate::names::policy_name(p))
+            .collect::<Result<_>>()?;
+        // whatever an auth method stored, a login never yields root or a wrapping token
+        if policies.iter().any(|p| crate::names::is_reserved_policy(p)) {
+            return Err(CoreError::invalid("auth methods cannot create root tokens"));
+        }
+        if !login.no_default_policy && !policies.iter().any(|p| p == "default") {
             policies.push("default".into());
         }
         policies.sort();
@@ -729,12 +738,12 @@ impl Core {
         validate_path(&req.path)?;
         // One canonical path serves the ACL check, routing, audit and the handler alike, so no
         // spelling of a path can be checked as one thing and run as another.
-        req.path = canonical_path(&req.path, req.operation);
+        req.path = canonical_path(&req.path, req.operation)?;
         let wrap_ttl = match req.wrap_ttl.as_deref().filter(|w| !w.is_empty()) {
             Some(w) => Some(crate::wrapping::parse_wrap_ttl(w)?),
             None => None,
         };
-        let path = req.path.clone();
+        let mut path = req.path.clone();
 
         enum Target {
             Sys(String),
@@ -754,9 +763,15 @@ impl Core {
                 .router
                 .route(&path)
                 .ok_or_else(|| CoreError::unsupported_path(&path))?;
-            let unauth = path_matches(mount.engine.unauthenticated_paths(), rel);
-            let sudo = path_matches(mount.engine.root_paths(), rel);
-            let rel = rel.to_string();
+            // the names the engine keeps get their one spelling before the ACL sees the path
+            let rel = mount.engine.canonical_path(rel)?.into_owned();
+            let canonical = format!("{}{rel}", mount.entry.path);
+            if canonical != path {
+                req.path.clone_from(&canonical);
+                path = canonical;
+            }
+            let unauth = path_matches(mount.engine.unauthenticated_paths(), &rel);
+            let sudo = path_matches(mount.engine.root_paths(), &rel);
             (Target::Mount(mount, rel), unauth, sudo)
         };
         let (mount_type, mount_accessor) = match &target {
@@ -837,26 +852,37 @@ impl Core {
             }
         }
 
-        let result = match &target {
-            Target::Sys(rest) => {
-                crate::sys::dispatch(self, &active, &req, rest, op, token_entry.clone()).await
-            }
-            Target::Mount(mount, rel) => {
-                let ereq = engine_request(op, mount, rel, &req, token_entry.as_deref());
-                match mount.engine.handle(&ereq).await {
-                    Ok(Some(mut resp)) => match resp.login.take() {
-                        Some(login) => self
-                            .issue_login_token(&active, &mount.entry, &path, login)
-                            .await
-                            .map(|auth| {
-                                resp.auth = Some(auth);
-                                resp
-                            }),
-                        None => Ok(resp),
-                    },
-                    Ok(None) => Ok(Response::default()),
-                    Err(e) => Err(e),
+        let run = async {
+            match &target {
+                Target::Sys(rest) => {
+                    crate::sys::dispatch(self, &active, &req, rest, op, token_entry.clone()).await
                 }
+                Target::Mount(mount, rel) => {
+                    let ereq = engine_request(op, mount, rel, &req, token_entry.as_deref());
+                    match mount.engine.handle(&ereq).await {
+                        Ok(Some(mut resp)) => match resp.login.take() {
+                            Some(login) => self
+                                .issue_login_token(&active, &mount.entry, &path, login)
+                                .await
+                                .map(|auth| {
+                                    resp.auth = Some(auth);
+                                    resp
+                                }),
+                            None => Ok(resp),
+                        },
+                        Ok(None) => Ok(Response::default()),
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        };
+        // a panicking handler is a bug, but its request still gets an answer and a response
+        // entry in the audit log
+        let result = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!(path = %path, "request handler panicked");
+                Err(CoreError::internal("request handler panicked"))
             }
         };
         // wrap only real answers; sys/wrapping/* manage wraps themselves
@@ -891,11 +917,21 @@ impl Core {
             q.wrap_ttl.map(std::time::Duration::from_secs),
         );
         if !decision.allowed || (q.needs_sudo && !decision.root_privs) {
-            let mut msg = "permission denied".to_string();
-            if let Some(reason) = decision.reason.filter(|r| r != "permission denied") {
-                msg = format!("permission denied: {reason}");
-            }
-            return Err(CoreError::new(ErrorCode::PermissionDenied, msg));
+            // the caller learns only "permission denied": whether a rule denied, none matched or
+            // a capability was missing would map the policy set for an attacker
+            let reason = match (&decision.reason, decision.allowed) {
+                (Some(r), _) => r.as_str(),
+                (None, true) => "sudo capability required",
+                (None, false) => "no capability for this operation",
+            };
+            tracing::info!(
+                path = q.path,
+                operation = ?q.op,
+                accessor = %entry.accessor,
+                reason,
+                "permission denied"
+            );
+            return Err(CoreError::denied());
         }
         Ok(())
     }
@@ -913,20 +949,22 @@ pub struct AclQuery<'a> {
 }
 
 /// The one spelling of a request path: no trailing slash except on lists (which Vault checks
-/// and serves as `path/`), and policy names lowercased the way the policy store keeps them.
-pub fn canonical_path(path: &str, op: Operation) -> String {
+/// and serves as `path/`), and policy names in the canonical form the policy store keeps
+/// (a name that has none is refused). Names kept by engines are canonicalized by the engine
+/// once the path is routed ([`crate::router::Engine::canonical_path`]).
+pub fn canonical_path(path: &str, op: Operation) -> Result<String> {
     let trimmed = path.trim_end_matches('/');
-    let mut p = if op == Operation::List && !trimmed.is_empty() {
+    let p = if op == Operation::List && !trimmed.is_empty() {
         format!("{trimmed}/")
     } else {
         trimmed.to_string()
     };
-    for prefix in ["sys/policy/", "sys/policies/acl/"] {
-        if let Some(name) = p.strip_prefix(prefix) {
-            p = format!("{prefix}{}", name.to_ascii_lowercase());
-        }
-    }
-    p
+    let canon = crate::names::canonical_segment(
+        &p,
+        &["sys/policy/", "sys/policies/acl/"],
+        crate::names::policy_name,
+    )?;
+    Ok(canon.into_owned())
 }
 
 /// What an engine sees of a request routed to `mount` (`rel` = the path below it).

@@ -8,6 +8,7 @@ pub mod core;
 pub mod cubbyhole;
 pub mod error;
 pub mod lease;
+pub mod names;
 pub mod policy;
 pub mod policy_store;
 pub mod request;

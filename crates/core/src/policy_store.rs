@@ -28,17 +28,10 @@ pub struct PolicyStore {
     generation: AtomicU64,
 }
 
-/// Policy names are case-insensitive and stored lowercase, as in Vault.
+/// Policy names are case-insensitive and stored lowercase, as in Vault; a name that is not
+/// canonical (whitespace, control or non-ASCII characters) is refused, never trimmed.
 pub fn normalize_name(name: &str) -> Result<String> {
-    let n = name.trim().to_ascii_lowercase();
-    if n.is_empty()
-        || n.len() > 128
-        || n.contains(['/', '\\', '*', '+'])
-        || n.chars().any(|c| c.is_control())
-    {
-        return Err(CoreError::invalid("invalid policy name"));
-    }
-    Ok(n)
+    crate::names::policy_name(name)
 }
 
 impl PolicyStore {

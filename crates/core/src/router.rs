@@ -92,6 +92,14 @@ pub trait Engine: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The canonical spelling of a mount-relative path: the names of the objects the engine
+    /// keeps (roles, users) in the one form it stores them, or a 400 for a name that has none.
+    /// The core calls this before the ACL check, and the ACL, the audit entry and the handler
+    /// all see the result (see [`crate::names`]).
+    fn canonical_path<'a>(&self, rel: &'a str) -> Result<std::borrow::Cow<'a, str>> {
+        Ok(std::borrow::Cow::Borrowed(rel))
+    }
+
     /// Relative paths (prefix match; `*` suffix) that need no token, e.g. `login`.
     fn unauthenticated_paths(&self) -> &'static [&'static str] {
         &[]

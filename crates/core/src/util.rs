@@ -43,6 +43,11 @@ pub fn parse_duration_str(s: &str) -> Result<Duration> {
         return Ok(Duration::ZERO);
     }
     if let Ok(n) = s.parse::<u64>() {
+        if n > MAX_DURATION_SECS {
+            return Err(CoreError::invalid(format!(
+                "invalid duration {s:?}: too long"
+            )));
+        }
         return Ok(Duration::from_secs(n));
     }
     let bad = || CoreError::invalid(format!("invalid duration {s:?}"));
@@ -73,10 +78,20 @@ pub fn parse_duration_str(s: &str) -> Result<Duration> {
         total += n * mult;
         rest = &rest[unit_len..];
     }
-    if !total.is_finite() || !(0.0..=1e12).contains(&total) {
-        return Err(bad());
+    duration_from_secs_f64(total).ok_or_else(bad)
+}
+
+/// Longest duration any parameter may give: 100 years. Longer values are refused rather than
+/// carried into arithmetic that could overflow.
+pub const MAX_DURATION_SECS: u64 = 100 * 365 * 86400;
+
+/// A duration from fractional seconds; `None` (never a panic) when negative, not finite or over
+/// [`MAX_DURATION_SECS`].
+pub fn duration_from_secs_f64(secs: f64) -> Option<Duration> {
+    if !secs.is_finite() || !(0.0..=MAX_DURATION_SECS as f64).contains(&secs) {
+        return None;
     }
-    Ok(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// Parse a duration given as a JSON value (number of seconds or string).
@@ -85,12 +100,9 @@ pub fn parse_duration_value(v: &Value) -> Result<Duration> {
         Value::Null => Ok(Duration::ZERO),
         Value::Number(n) => n
             .as_u64()
+            .filter(|s| *s <= MAX_DURATION_SECS)
             .map(Duration::from_secs)
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| *f >= 0.0 && f.is_finite())
-                    .map(Duration::from_secs_f64)
-            })
+            .or_else(|| n.as_f64().and_then(duration_from_secs_f64))
             .ok_or_else(|| CoreError::invalid(format!("invalid duration {n}"))),
         Value::String(s) => parse_duration_str(s),
         _ => Err(CoreError::invalid(
@@ -221,10 +233,12 @@ pub fn value_as_string_list(v: &Value) -> Option<Vec<String>> {
                 .filter(|p| !p.is_empty())
                 .collect(),
         ),
+        // array items are taken as sent: a name with surrounding whitespace is the caller's
+        // to get right, not ours to rewrite after the ACL saw it
         Value::Array(items) => items
             .iter()
             .map(|i| match i {
-                Value::String(s) => Some(s.trim().to_string()),
+                Value::String(s) => Some(s.clone()),
                 Value::Number(n) => Some(n.to_string()),
                 _ => None,
             })

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 /// The policy name wrapping tokens carry.
-pub const WRAPPING_POLICY: &str = "response-wrapping";
+pub const WRAPPING_POLICY: &str = crate::names::WRAPPING_POLICY;
 /// Longest wrapping TTL accepted.
 const MAX_WRAP_TTL: u64 = 768 * 3600;
 

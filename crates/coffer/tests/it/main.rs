@@ -1,5 +1,6 @@
 //! End-to-end tests: each starts the real `coffer` binary and drives it over HTTP.
 
+mod adversarial;
 mod audit;
 mod auth;
 mod cli;

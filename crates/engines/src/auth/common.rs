@@ -32,18 +32,9 @@ pub(crate) fn mount_max_ttl(req: &EngineRequest<'_>) -> u64 {
     }
 }
 
-/// Vault's `GenericNameRegex`: `\w(([\w-.@]+)?\w)?` (ASCII word characters).
+/// Vault's `GenericNameRegex` (see [`coffer_core::names::is_generic_name`]).
 pub(crate) fn valid_name(name: &str) -> bool {
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut chars = name.chars();
-    let (Some(first), Some(last)) = (chars.next(), name.chars().last()) else {
-        return false;
-    };
-    word(first)
-        && word(last)
-        && name
-            .chars()
-            .all(|c| word(c) || c == '-' || c == '.' || c == '@')
+    coffer_core::names::is_generic_name(name)
 }
 
 /// The token display name prefix Vault derives from the mount path: `auth/userpass/` →
@@ -209,6 +200,9 @@ pub(crate) fn duration_param(data: &Map<String, Value>, key: &str) -> Result<Opt
         }
         _ => return Err(bad()),
     };
+    if secs > util::MAX_DURATION_SECS {
+        return Err(bad());
+    }
     let secs = i64::try_from(secs).map_err(|_| bad())?;
     Ok(Some(if negative { -secs } else { secs }))
 }
@@ -264,20 +258,14 @@ pub(crate) fn cidrs_subset(inner: &[String], outer: &[String]) -> bool {
         .all(|i| outer.iter().any(|o| o.contains(&i.trunc())))
 }
 
-/// Vault's `policyutil.ParsePolicies` (for the legacy `policies` field): trimmed, lowercased,
-/// without empties or duplicates, sorted; `root` alone wins over everything else.
-pub(crate) fn parse_policies(list: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = list
-        .into_iter()
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect();
-    if out.iter().any(|p| p == "root") {
-        return vec!["root".into()];
-    }
+/// Vault's `policyutil.ParsePolicies` (for the legacy `policies` field): canonical names
+/// (lowercase), without empties or duplicates, sorted. Reserved policies (`root`,
+/// `response-wrapping`) and names that are not canonical are refused: auth methods cannot
+/// create root tokens.
+pub(crate) fn parse_policies(list: Vec<String>) -> Result<Vec<String>> {
+    let mut out = policy_names(list)?;
     out.sort();
-    out.dedup();
-    out
+    Ok(out)
 }
 
 /// Vault's `policyutil.EquivalentPolicies`: the same set of policies, leaving out `default`
@@ -290,16 +278,21 @@ pub(crate) fn equivalent_policies(a: &[String], b: &[String]) -> bool {
     set(a) == set(b)
 }
 
-/// `token_policies`: trimmed, without empties or duplicates, order kept.
-fn clean_policies(list: Vec<String>) -> Vec<String> {
+/// `token_policies`: canonical names, without empties or duplicates, order kept; reserved
+/// policies and names that are not canonical are refused.
+fn policy_names(list: Vec<String>) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for p in list {
-        let p = p.trim().to_string();
-        if !p.is_empty() && !out.contains(&p) {
+        if p.is_empty() {
+            continue;
+        }
+        let p = coffer_core::names::policy_name(&p)?;
+        if !out.contains(&p) {
             out.push(p);
         }
     }
-    out
+    coffer_core::names::refuse_reserved_policies(&out)?;
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,7 +358,7 @@ impl TokenParams {
             self.token_period = v;
         }
         if let Some(v) = list_param(data, "token_policies")? {
-            self.token_policies = clean_policies(v);
+            self.token_policies = policy_names(v)?;
         }
         if let Some(t) = string_param(data, "token_type")? {
             self.token_type = match t.as_str() {
@@ -639,13 +632,19 @@ mod tests {
     #[test]
     fn legacy_and_policies() {
         assert_eq!(
-            parse_policies(vec![" B".into(), "a".into(), "b".into(), "".into()]),
+            parse_policies(vec!["B".into(), "a".into(), "b".into(), "".into()]).unwrap(),
             vec!["a", "b"]
         );
-        assert_eq!(
-            parse_policies(vec!["a".into(), "root".into()]),
-            vec!["root"]
-        );
+        for reserved in ["root", "ROOT", "response-wrapping", "Response-Wrapping"] {
+            assert!(parse_policies(vec!["a".into(), reserved.into()]).is_err());
+            let mut t = TokenParams::new();
+            assert!(t
+                .parse(&obj(json!({"token_policies": ["a", reserved]})))
+                .is_err());
+        }
+        for spelled in [" a", "a ", "a\u{a0}", "\u{2003}a"] {
+            assert!(parse_policies(vec![spelled.into()]).is_err(), "{spelled:?}");
+        }
         let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(equivalent_policies(
             &v(&["a", "b"]),

@@ -4,9 +4,12 @@
 //! previous one, lock the name for `duration`, during which every login for it gets `403
 //! permission denied` before any credential is checked. A successful login resets the count.
 //!
-//! The state lives in the mount's storage under `lockout/<key>` (the key is chosen by the
-//! method and must not contain a secret), so every node and a restarted server see it. Records
-//! with nothing left to remember are swept at most once per counter-reset window.
+//! An attempt is reserved before the credential is checked (see [`Lockout::reserve`]), so no
+//! amount of concurrency checks more than `threshold` credentials of one name inside a window.
+//! Failures of names that exist are also kept in the mount's storage under `lockout/<key>` (the
+//! key is chosen by the method and must not contain a secret), so a restarted server sees them;
+//! names that do not exist are tracked in memory only. Records with nothing left to remember
+//! are swept at most once per counter-reset window.
 
 use super::common::{bool_param, duration_param, int_param, MAX_CAS_RETRIES};
 use super::common::{is_cas_failure, load, op_check, op_delete, op_put, too_much_contention};
@@ -134,97 +137,111 @@ impl LockoutEntry {
     }
 }
 
-/// The lockout bookkeeping of one mount (the state itself is in storage).
+/// In-memory state of one login name.
+#[derive(Debug, Default)]
+struct Live {
+    entry: LockoutEntry,
+    /// Attempts reserved and not finished yet.
+    in_flight: u32,
+}
+
+/// Above this many in-memory records, stale ones are swept before a new one is added.
+const MEMORY_SWEEP_AT: usize = 10_000;
+/// Hard bound on in-memory records (unknown names included).
+const MEMORY_MAX: usize = 100_000;
+
+/// The lockout bookkeeping of one mount. Attempts are reserved atomically (in memory) before a
+/// credential is checked, so that concurrent logins cannot check more than `threshold`
+/// credentials inside one window. Failures of names that exist (a user, a role_id) are also
+/// written to the mount's storage, so a restarted server remembers them; names that do not exist
+/// are tracked in memory only, so a flood of logins for made-up names writes nothing durable.
 #[derive(Debug, Default)]
 pub(crate) struct Lockout {
-    /// When stale records were last swept (unix seconds).
+    /// When stale stored records were last swept (unix seconds).
     last_sweep: parking_lot::Mutex<f64>,
+    live: parking_lot::Mutex<std::collections::HashMap<String, Live>>,
+}
+
+/// One reserved login attempt. Finish it with [`Attempt::failed`] or [`Attempt::succeeded`];
+/// dropped unfinished (an error before the credential was judged), it counts for nothing.
+pub(crate) struct Attempt<'a> {
+    lockout: &'a Lockout,
+    key: String,
+    cfg: LockoutConfig,
+    /// Whether failures are written to storage (the name exists).
+    durable: bool,
+    finished: bool,
 }
 
 impl Lockout {
-    /// Whether `key` is locked out at `now` (never when lockout is disabled).
-    pub(crate) async fn is_locked(
-        &self,
+    /// Reserve one attempt for `key` at `now`: `None` when the name is locked out, or when the
+    /// failures already counted plus the attempts in flight reach the threshold (the caller
+    /// answers 403 without checking the credential). `durable`: the name exists, so its
+    /// failures are kept in storage (and read back from there).
+    pub(crate) async fn reserve<'a>(
+        &'a self,
         storage: &View,
         key: &str,
         cfg: &LockoutConfig,
         now: f64,
-    ) -> Result<bool> {
-        if cfg.disabled {
-            return Ok(false);
-        }
-        Ok(storage
-            .get_json::<LockoutEntry>(&lockout_key(key))
-            .await?
-            .is_some_and(|e| e.locked(now)))
-    }
-
-    /// Count one failed login for `key` at `now`; true when this very failure locked it (for
-    /// the caller to log). Also sweeps stale records now and then.
-    pub(crate) async fn record_failure(
-        &self,
-        storage: &View,
-        key: &str,
-        cfg: &LockoutConfig,
-        now: f64,
-    ) -> Result<bool> {
-        if cfg.disabled {
-            return Ok(false);
-        }
-        let skey = lockout_key(key);
-        let mut done = None;
-        for _ in 0..MAX_CAS_RETRIES {
-            let (prev, bytes) = match load::<LockoutEntry>(storage, &skey, "lockout").await? {
-                Some((e, b)) => (Some(e), Some(b)),
-                None => (None, None),
-            };
-            let next = LockoutEntry::after_failure(prev, now, cfg);
-            let ops = vec![
-                op_check(skey.clone(), bytes.as_ref()),
-                op_put(skey.clone(), &next)?,
-            ];
-            match storage.transaction(ops).await {
-                Ok(()) => {
-                    done = Some(next.locked_until > 0.0 && next.failed == cfg.threshold);
-                    break;
-                }
-                Err(e) if is_cas_failure(&e) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        let locked_now = done.ok_or_else(too_much_contention)?;
-        self.maybe_sweep(storage, cfg, now).await;
-        Ok(locked_now)
-    }
-
-    /// Forget the failures of `key` after a successful login. Best effort: the login already
-    /// succeeded (and may have spent a use of its credential), so a storage error is logged
-    /// rather than failing it; a failure recorded meanwhile stays.
-    pub(crate) async fn clear(&self, storage: &View, key: &str, cfg: &LockoutConfig) {
-        if cfg.disabled {
-            return;
-        }
-        let skey = lockout_key(key);
-        let result = match storage.get(&skey).await {
-            Ok(Some(bytes)) => {
-                match storage
-                    .transaction(vec![op_check(skey.clone(), Some(&bytes)), op_delete(skey)])
-                    .await
-                {
-                    Err(e) if is_cas_failure(&e) => Ok(()),
-                    r => r,
-                }
-            }
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
+        durable: bool,
+    ) -> Result<Option<Attempt<'a>>> {
+        // built only once the attempt is counted: dropping an unfinished one releases it
+        let attempt = |finished| Attempt {
+            lockout: self,
+            key: key.to_string(),
+            cfg: *cfg,
+            durable,
+            finished,
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not reset a failed-login counter");
+        if cfg.disabled {
+            return Ok(Some(attempt(true)));
+        }
+        let stored = if durable {
+            storage.get_json::<LockoutEntry>(&lockout_key(key)).await?
+        } else {
+            None
+        };
+        let mut live = self.live.lock();
+        if !live.contains_key(key) && live.len() >= MEMORY_SWEEP_AT {
+            forget_stale(&mut live, cfg, now);
+        }
+        let state = live.entry(key.to_string()).or_default();
+        // storage may know more (another node, an earlier run)
+        if let Some(st) = stored {
+            if st.last_failed > state.entry.last_failed
+                || st.locked_until > state.entry.locked_until
+            {
+                state.entry = st;
+            }
+        }
+        if state.entry.locked_until > 0.0 && state.entry.locked_until <= now {
+            state.entry = LockoutEntry::default();
+        }
+        let counted = if now - state.entry.last_failed >= cfg.counter_reset as f64 {
+            0
+        } else {
+            state.entry.failed
+        };
+        if state.entry.locked(now) || counted.saturating_add(state.in_flight) >= cfg.threshold {
+            return Ok(None);
+        }
+        state.in_flight += 1;
+        Ok(Some(attempt(false)))
+    }
+
+    fn release(&self, key: &str) {
+        let mut live = self.live.lock();
+        if let Some(state) = live.get_mut(key) {
+            state.in_flight = state.in_flight.saturating_sub(1);
+            if state.in_flight == 0 && state.entry == LockoutEntry::default() {
+                live.remove(key);
+            }
         }
     }
 
-    /// Drop records with nothing left to remember (expired lockouts, counters past their reset
-    /// window), at most once per counter-reset window, so that failed logins cannot grow
+    /// Drop stored records with nothing left to remember (expired lockouts, counters past their
+    /// reset window), at most once per counter-reset window, so that failed logins cannot grow
     /// storage forever.
     async fn maybe_sweep(&self, storage: &View, cfg: &LockoutConfig, now: f64) {
         {
@@ -234,9 +251,125 @@ impl Lockout {
             }
             *last = now;
         }
+        self.live
+            .lock()
+            .retain(|_, s| s.in_flight > 0 || !s.entry.stale(now, cfg));
         if let Err(e) = sweep(storage, cfg, now).await {
             tracing::warn!(error = %e, "sweeping lockout records failed");
         }
+    }
+
+    /// How many names are tracked in memory (for tests).
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
+        self.live.lock().len()
+    }
+}
+
+/// Make room among the in-memory records: drop stale ones, then (past the hard bound) any that
+/// are neither locked nor in flight.
+fn forget_stale(live: &mut std::collections::HashMap<String, Live>, cfg: &LockoutConfig, now: f64) {
+    live.retain(|_, s| s.in_flight > 0 || !s.entry.stale(now, cfg));
+    if live.len() >= MEMORY_MAX {
+        live.retain(|_, s| s.in_flight > 0 || s.entry.locked(now));
+    }
+}
+
+impl Attempt<'_> {
+    /// The credential was wrong: count the failure. True when this very failure locked the name
+    /// (for the caller to log).
+    pub(crate) async fn failed(mut self, storage: &View, now: f64) -> Result<bool> {
+        if self.finished {
+            return Ok(false);
+        }
+        self.finished = true;
+        let cfg = self.cfg;
+        let locked_now = {
+            let mut live = self.lockout.live.lock();
+            let state = live.entry(self.key.clone()).or_default();
+            state.in_flight = state.in_flight.saturating_sub(1);
+            state.entry = LockoutEntry::after_failure(Some(state.entry.clone()), now, &cfg);
+            state.entry.locked_until > 0.0 && state.entry.failed == cfg.threshold
+        };
+        if self.durable {
+            record_failure(storage, &self.key, &cfg, now).await?;
+            self.lockout.maybe_sweep(storage, &cfg, now).await;
+        }
+        Ok(locked_now)
+    }
+
+    /// The credential was right: forget the name's failures. Best effort for the stored record:
+    /// the login already succeeded (and may have spent a use of its credential), so a storage
+    /// error is logged rather than failing it.
+    pub(crate) async fn succeeded(mut self, storage: &View) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        {
+            let mut live = self.lockout.live.lock();
+            if let Some(state) = live.get_mut(&self.key) {
+                state.in_flight = state.in_flight.saturating_sub(1);
+                state.entry = LockoutEntry::default();
+                if state.in_flight == 0 {
+                    live.remove(&self.key);
+                }
+            }
+        }
+        if self.durable {
+            clear(storage, &self.key).await;
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.lockout.release(&self.key);
+        }
+    }
+}
+
+/// Count one failure for `key` in storage (read-check-write, retried on a concurrent change).
+async fn record_failure(storage: &View, key: &str, cfg: &LockoutConfig, now: f64) -> Result<()> {
+    let skey = lockout_key(key);
+    for _ in 0..MAX_CAS_RETRIES {
+        let (prev, bytes) = match load::<LockoutEntry>(storage, &skey, "lockout").await? {
+            Some((e, b)) => (Some(e), Some(b)),
+            None => (None, None),
+        };
+        let next = LockoutEntry::after_failure(prev, now, cfg);
+        let ops = vec![
+            op_check(skey.clone(), bytes.as_ref()),
+            op_put(skey.clone(), &next)?,
+        ];
+        match storage.transaction(ops).await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_cas_failure(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(too_much_contention())
+}
+
+/// Delete the stored record of `key` (a failure recorded meanwhile stays).
+async fn clear(storage: &View, key: &str) {
+    let skey = lockout_key(key);
+    let result = match storage.get(&skey).await {
+        Ok(Some(bytes)) => {
+            match storage
+                .transaction(vec![op_check(skey.clone(), Some(&bytes)), op_delete(skey)])
+                .await
+            {
+                Err(e) if is_cas_failure(&e) => Ok(()),
+                r => r,
+            }
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not reset a failed-login counter");
     }
 }
 

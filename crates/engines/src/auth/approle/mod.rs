@@ -387,7 +387,9 @@ fn apply_role_params(
     }
 
     // legacy fields
-    let legacy_policies = list_param(data, "policies")?.map(parse_policies);
+    let legacy_policies = list_param(data, "policies")?
+        .map(parse_policies)
+        .transpose()?;
     upgrade_legacy(
         present(data, "token_policies").is_some(),
         legacy_policies,
@@ -1021,13 +1023,13 @@ impl AppRoleEngine {
         }
         // the role_id is known from here on: it is the name that gets locked out
         let lockout = LockoutConfig::from_mount(req.mount);
-        if self
+        let Some(attempt) = self
             .lockout
-            .is_locked(storage, &id_hmac, &lockout, self.clock.now())
+            .reserve(storage, &id_hmac, &lockout, self.clock.now(), true)
             .await?
-        {
+        else {
             return Err(CoreError::denied());
-        }
+        };
         let remote = req.remote_addr;
         let role_cidr_refused = !role.secret_id_bound_cidrs.is_empty()
             && !cidrs_allow(&role.secret_id_bound_cidrs, remote);
@@ -1056,12 +1058,7 @@ impl AppRoleEngine {
                     .await?
             };
             let Some(entry) = entry else {
-                let now = self.clock.now();
-                if self
-                    .lockout
-                    .record_failure(storage, &id_hmac, &lockout, now)
-                    .await?
-                {
+                if attempt.failed(storage, self.clock.now()).await? {
                     tracing::warn!(
                         mount = %req.mount.path,
                         role = %role.name,
@@ -1079,7 +1076,7 @@ impl AppRoleEngine {
         } else {
             role_cidr_check()?;
         }
-        self.lockout.clear(storage, &id_hmac, &lockout).await;
+        attempt.succeeded(storage).await;
 
         metadata.insert("role_name".into(), Value::from(role.name.clone()));
         let display = display_source(&req.mount.path)
@@ -1322,6 +1319,13 @@ impl Engine for AppRoleEngine {
             Some((name, "")) => Ok(Some(load_role(req.storage, &name).await?.is_some())),
             _ => Ok(None),
         }
+    }
+
+    /// `role/<name>`: one lowercase spelling for the ACL and the handler.
+    fn canonical_path<'a>(&self, rel: &'a str) -> Result<std::borrow::Cow<'a, str>> {
+        coffer_core::names::canonical_segment(rel, &["role/"], |n| {
+            coffer_core::names::object_name("role", n)
+        })
     }
 
     fn unauthenticated_paths(&self) -> &'static [&'static str] {

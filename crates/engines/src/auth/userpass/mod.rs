@@ -147,7 +147,9 @@ impl UserEntry {
     /// Apply the token settings of a user write, with Vault's legacy field upgrades.
     fn apply(&mut self, data: &Map<String, Value>) -> Result<()> {
         self.token.parse(data)?;
-        let legacy_policies = list_param(data, "policies")?.map(parse_policies);
+        let legacy_policies = list_param(data, "policies")?
+            .map(parse_policies)
+            .transpose()?;
         upgrade_legacy(
             present(data, "token_policies").is_some(),
             legacy_policies,
@@ -337,8 +339,12 @@ impl UserpassEngine {
         req: &EngineRequest<'_>,
         name: &str,
     ) -> Result<Option<Response>> {
-        let token_policies = list_param(req.data, "token_policies")?.map(parse_policies);
-        let policies = list_param(req.data, "policies")?.map(parse_policies);
+        let token_policies = list_param(req.data, "token_policies")?
+            .map(parse_policies)
+            .transpose()?;
+        let policies = list_param(req.data, "policies")?
+            .map(parse_policies)
+            .transpose()?;
         self.modify_user(req, name, |u| {
             match (&token_policies, &policies) {
                 (Some(tp), legacy) => {
@@ -365,26 +371,23 @@ impl UserpassEngine {
         let storage = req.storage;
         let password = required_password(req.data)?;
         let cfg = LockoutConfig::from_mount(req.mount);
-        if self
-            .lockout
-            .is_locked(storage, name, &cfg, self.clock.now())
-            .await?
-        {
-            return Err(CoreError::denied());
-        }
         let user = storage.get_json::<UserEntry>(&user_key(name)).await?;
+        // the attempt is reserved before the (slow) password check: concurrent logins cannot
+        // check more passwords than the lockout threshold allows
+        let Some(attempt) = self
+            .lockout
+            .reserve(storage, name, &cfg, self.clock.now(), user.is_some())
+            .await?
+        else {
+            return Err(CoreError::denied());
+        };
         let hash = user
             .as_ref()
             .map(|u| u.password_hash.clone())
             .filter(|h| !h.is_empty());
         let matched = self.verify(password, hash).await?;
         let Some(user) = user.filter(|_| matched) else {
-            let now = self.clock.now();
-            if self
-                .lockout
-                .record_failure(storage, name, &cfg, now)
-                .await?
-            {
+            if attempt.failed(storage, self.clock.now()).await? {
                 tracing::warn!(
                     username = %name,
                     "userpass: too many failed logins, locking the user out"
@@ -395,7 +398,7 @@ impl UserpassEngine {
         if !cidrs_allow(&user.token.token_bound_cidrs, req.remote_addr) {
             return Err(CoreError::denied());
         }
-        self.lockout.clear(storage, name, &cfg).await;
+        attempt.succeeded(storage).await;
         let mut metadata = Map::new();
         metadata.insert("username".into(), Value::from(name));
         let display = format!("{}{name}", display_source(&req.mount.path));
@@ -457,6 +460,13 @@ impl Engine for UserpassEngine {
 
     fn unauthenticated_paths(&self) -> &'static [&'static str] {
         &["login/*"]
+    }
+
+    /// `users/<name>` and `login/<name>`: one lowercase spelling for the ACL and the handler.
+    fn canonical_path<'a>(&self, rel: &'a str) -> Result<std::borrow::Cow<'a, str>> {
+        coffer_core::names::canonical_segment(rel, &["users/", "login/"], |n| {
+            coffer_core::names::object_name("username", n)
+        })
     }
 
     /// Vault's `pathLoginRenew`: a token is renewed only while its user exists and still has
