@@ -108,7 +108,7 @@ pub fn table(rows: &[Row]) -> String {
         cells.push(match (&r.target, r.target_met) {
             (Some(t), Some(true)) => format!("MET ({t})"),
             (Some(t), Some(false)) => format!("MISSED ({t})"),
-            (Some(t), None) => t.clone(),
+            (Some(t), None) => format!("not judged ({t})"),
             (None, _) => "-".into(),
         });
         cells.push(mib(r.server_peak_rss_kib));

@@ -225,8 +225,15 @@ impl Core {
         }
         let (result, active) = result?;
         progress.reset();
+        tracing::info!(
+            seal = %cfg.kind,
+            shares = cfg.secret_shares,
+            threshold = cfg.secret_threshold,
+            "initialized"
+        );
         if let Some(active) = active {
             self.active.store(Some(active));
+            tracing::info!("unsealed");
         }
         Ok(result)
     }
@@ -350,6 +357,7 @@ impl Core {
         match self.build_active(false).await {
             Ok(active) => {
                 self.active.store(Some(active));
+                tracing::info!("unsealed");
                 Ok(())
             }
             Err(e) => {
@@ -398,6 +406,7 @@ impl Core {
             if let Err(e) = active.audit.shutdown().await {
                 tracing::warn!(error = %e, "could not save audit chain positions");
             }
+            tracing::info!("sealed");
         }
         self.barrier.seal();
         Ok(())

@@ -22,7 +22,7 @@ pub struct SecretsCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum SecretsCommand {
-    /// Mount a secrets engine (kv, kv-v2, transit, pki, database, …)
+    /// Mount a secrets engine: kv (version 1 or 2) or kv-v2
     Enable(SecretsEnable),
     /// Unmount a secrets engine, deleting its data
     Disable(MountPath),
