@@ -43,9 +43,33 @@ pub fn error_response(status: StatusCode, messages: &[&str]) -> HttpResponse {
     json_response(status, &json!({ "errors": messages }))
 }
 
+/// The HTTP status Vault answers for an error code.
+pub fn vault_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidRequest
+        | ErrorCode::CasMismatch
+        | ErrorCode::AlreadyExists
+        | ErrorCode::InvalidState
+        | ErrorCode::Disabled
+        | ErrorCode::NotInitialized
+        | ErrorCode::AlreadyInitialized => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthenticated | ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Sealed => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal | ErrorCode::AuditFailed => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 fn core_error(e: &CoreError) -> HttpResponse {
-    let status =
-        StatusCode::from_u16(e.code.vault_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = vault_status(e.code);
+    if e.code == ErrorCode::Sealed {
+        // Vault's own wording, which clients match on
+        return error_response(status, &["Vault is sealed"]);
+    }
     if e.message.is_empty() {
         return error_response(status, &[]);
     }

@@ -654,14 +654,14 @@ impl Core {
     ) -> Result<Arc<TokenEntry>> {
         let token = token
             .filter(|t| !t.is_empty())
-            .ok_or_else(CoreError::denied)?;
+            .ok_or_else(CoreError::unauthenticated)?;
         let entry = active
             .tokens
             .lookup(token)
             .await?
-            .ok_or_else(CoreError::denied)?;
+            .ok_or_else(CoreError::unauthenticated)?;
         if !crate::util::cidrs_allow(&entry.bound_cidrs, remote) {
-            return Err(CoreError::denied());
+            return Err(CoreError::unauthenticated());
         }
         Ok(entry)
     }
@@ -801,7 +801,7 @@ impl Core {
                 .await
             {
                 Ok(e) => Some(e),
-                Err(e) if e.code == ErrorCode::PermissionDenied => {
+                Err(e) if e.code == ErrorCode::Unauthenticated => {
                     denied = Some(e);
                     None
                 }

@@ -3,51 +3,54 @@
 
 use std::fmt;
 
-/// What went wrong, independent of any wire dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What went wrong, independent of any wire dialect. Each dialect maps a code to its own status
+/// and error shape (the Vault dialect in `coffer_api::vault`); nothing here knows HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
-    /// Malformed or semantically invalid input (400).
+    /// Malformed or semantically invalid input.
     InvalidRequest,
-    /// Missing/invalid token or policy denies (403).
+    /// No credential, or one that does not resolve (unknown, expired, revoked token; bad
+    /// signature).
+    Unauthenticated,
+    /// The caller is known, but its policies do not allow this.
     PermissionDenied,
-    /// No such item or no such route (404).
+    /// No such item or no such route.
     NotFound,
-    /// The path exists but not for this operation (405).
+    /// The item to create exists already.
+    AlreadyExists,
+    /// The path exists but not for this operation.
     UnsupportedOperation,
-    /// Check-and-set or precondition mismatch (400 in Vault).
+    /// The caller's check-and-set value does not match the current version.
     CasMismatch,
-    /// Request body over the limit (413).
+    /// A concurrent change won (a storage-level check-and-set failed); retrying may succeed.
+    Conflict,
+    /// The item is not in a state that allows this (e.g. scheduled for deletion).
+    InvalidState,
+    /// The item exists but is disabled, not yet valid or expired.
+    Disabled,
+    /// The request body is over the limit.
     PayloadTooLarge,
-    /// Too many requests (429).
-    RateLimited,
-    /// The server is sealed (503).
+    /// Too many requests.
+    Throttled,
+    /// The server is sealed.
     Sealed,
-    /// The server is not initialized (400 for most, 501 for health).
+    /// The server is not initialized.
     NotInitialized,
-    /// Already initialized (400).
+    /// The server is initialized already.
     AlreadyInitialized,
-    /// Something broke inside (500).
+    /// Something broke inside.
     Internal,
-    /// The audit subsystem could not record the request (500, fail-closed).
+    /// The audit subsystem could not record the request (fail-closed).
     AuditFailed,
 }
 
 impl ErrorCode {
-    /// The HTTP status the Vault dialect uses for this code.
-    pub fn vault_status(self) -> u16 {
-        match self {
-            ErrorCode::InvalidRequest
-            | ErrorCode::CasMismatch
-            | ErrorCode::NotInitialized
-            | ErrorCode::AlreadyInitialized => 400,
-            ErrorCode::PermissionDenied => 403,
-            ErrorCode::NotFound => 404,
-            ErrorCode::UnsupportedOperation => 405,
-            ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::RateLimited => 429,
-            ErrorCode::Sealed => 503,
-            ErrorCode::Internal | ErrorCode::AuditFailed => 500,
-        }
+    /// Whether the caller is at fault (a 4xx-class answer in every dialect).
+    pub fn is_client_error(self) -> bool {
+        !matches!(
+            self,
+            ErrorCode::Sealed | ErrorCode::Internal | ErrorCode::AuditFailed
+        )
     }
 }
 
@@ -91,7 +94,12 @@ impl CoreError {
         Self::new(ErrorCode::UnsupportedOperation, "unsupported operation")
     }
     pub fn sealed() -> Self {
-        Self::new(ErrorCode::Sealed, "Vault is sealed")
+        Self::new(ErrorCode::Sealed, "the server is sealed")
+    }
+    /// No or an invalid credential. The message is the same as for a denial, so a caller
+    /// cannot probe which tokens exist.
+    pub fn unauthenticated() -> Self {
+        Self::new(ErrorCode::Unauthenticated, "permission denied")
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
@@ -101,10 +109,9 @@ impl CoreError {
 impl From<coffer_storage::StorageError> for CoreError {
     fn from(e: coffer_storage::StorageError) -> Self {
         match e {
-            coffer_storage::StorageError::CasFailed(_) => CoreError::new(
-                ErrorCode::CasMismatch,
-                "check-and-set parameter did not match the current version",
-            ),
+            coffer_storage::StorageError::CasFailed(_) => {
+                CoreError::new(ErrorCode::Conflict, "a concurrent change won; please retry")
+            }
             other => CoreError::internal(other.to_string()),
         }
     }

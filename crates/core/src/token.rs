@@ -284,7 +284,7 @@ impl TokenStore {
             });
         }
         self.view.transaction(ops).await.map_err(|e| match e.code {
-            crate::error::ErrorCode::CasMismatch => CoreError::new(
+            crate::error::ErrorCode::Conflict => CoreError::new(
                 crate::error::ErrorCode::PermissionDenied,
                 "parent token was revoked",
             ),
@@ -382,7 +382,7 @@ impl TokenStore {
             ops.push(put_json(lease_key(&entry), l)?);
         }
         self.view.transaction(ops).await.map_err(|e| match e.code {
-            crate::error::ErrorCode::CasMismatch => {
+            crate::error::ErrorCode::Conflict => {
                 CoreError::invalid("the token changed or was revoked concurrently; retry")
             }
             _ => e,
@@ -437,7 +437,7 @@ impl TokenStore {
                     }
                     return Ok(true);
                 }
-                Err(e) if e.code == crate::error::ErrorCode::CasMismatch => continue,
+                Err(e) if e.code == crate::error::ErrorCode::Conflict => continue,
                 Err(e) => return Err(e),
             }
         }

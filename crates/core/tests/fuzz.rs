@@ -20,7 +20,7 @@ fn config() -> ProptestConfig {
 }
 
 fn is_client_error(code: ErrorCode) -> bool {
-    (400..500).contains(&code.vault_status())
+    code.is_client_error()
 }
 
 /// Text that looks like a policy often enough to get past the first token.

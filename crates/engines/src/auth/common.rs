@@ -52,11 +52,14 @@ pub(crate) fn is_write(op: coffer_core::request::Operation) -> bool {
 }
 
 pub(crate) fn is_cas_failure(e: &CoreError) -> bool {
-    e.code == ErrorCode::CasMismatch
+    e.code == ErrorCode::Conflict
 }
 
 pub(crate) fn too_much_contention() -> CoreError {
-    CoreError::internal("too many concurrent changes; please retry")
+    CoreError::new(
+        ErrorCode::Conflict,
+        "too many concurrent changes; please retry",
+    )
 }
 
 /// Vault answers a missing item with a bare 404.

@@ -2,7 +2,7 @@
 //! in-memory barrier, with helpers to call it and to inspect everything it stored.
 
 use coffer_core::barrier::{Barrier, SecretKey, View};
-use coffer_core::error::{CoreError, Result};
+use coffer_core::error::{CoreError, ErrorCode, Result};
 use coffer_core::request::{LoginAuth, Operation, Response};
 use coffer_core::router::{Engine, EngineRequest, MountEntry};
 use coffer_core::token::TokenEntry;
@@ -154,10 +154,10 @@ impl<E: Engine> Env<E> {
         }
     }
 
-    /// An error with this status (Vault's mapping) and message.
-    pub async fn err_is(&self, op: Operation, path: &str, data: Value, status: u16, msg: &str) {
+    /// An error with this code and message.
+    pub async fn err_is(&self, op: Operation, path: &str, data: Value, code: ErrorCode, msg: &str) {
         let e = self.err(op, path, data).await;
-        assert_eq!(e.code.vault_status(), status, "{op:?} {path}: {e:?}");
+        assert_eq!(e.code, code, "{op:?} {path}: {e:?}");
         assert_eq!(e.message, msg, "{op:?} {path}");
     }
 

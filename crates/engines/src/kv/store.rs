@@ -122,9 +122,8 @@ fn check_format(format: u32) -> Result<()> {
 }
 
 fn is_conflict(e: &CoreError) -> bool {
-    // A failed storage-level check surfaces as CasMismatch; user CAS mismatches are raised by
-    // the step itself, before any commit, so they never reach this test.
-    e.code == ErrorCode::CasMismatch
+    // a failed storage-level check surfaces as Conflict (a user's CAS mismatch is CasMismatch)
+    e.code == ErrorCode::Conflict
 }
 
 /// Typed access to a kv v2 mount's records.
@@ -206,7 +205,7 @@ impl<'a> SecretStore<'a> {
         }
     }
 
-    /// Commit a change made against `snap` in one transaction, failing (with a CasMismatch
+    /// Commit a change made against `snap` in one transaction, failing (with a Conflict
     /// storage conflict) if the metadata record changed since it was read.
     pub async fn commit(
         &self,

@@ -1259,7 +1259,7 @@ async fn stale_commit_is_refused_and_update_retries() {
         .commit("r", snap, Some(&stale), vec![], vec![])
         .await
         .unwrap_err();
-    assert_eq!(err.code, ErrorCode::CasMismatch);
+    assert_eq!(err.code, ErrorCode::Conflict);
     assert_eq!(
         e.ok(Read, "metadata/r", json!({})).await["current_version"],
         2

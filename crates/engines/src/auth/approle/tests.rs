@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::auth::test_util::{call_engine, ip, mount_entry, Env};
+use coffer_core::error::ErrorCode;
 use coffer_core::request::Operation::{Create, Delete, List, Read, Update};
 use serde_json::json;
 
@@ -53,8 +54,10 @@ async fn role_crud_and_defaults() {
     let e = env().await;
     assert_eq!(e.exists(Create, "role/web").await, Some(false));
     assert_eq!(e.exists(Update, "role/web/secret-id").await, None);
-    e.err_is(List, "role", json!({}), 404, "").await;
-    e.err_is(Read, "role/web", json!({}), 404, "").await;
+    e.err_is(List, "role", json!({}), ErrorCode::NotFound, "")
+        .await;
+    e.err_is(Read, "role/web", json!({}), ErrorCode::NotFound, "")
+        .await;
 
     e.done(Create, "role/web", json!({})).await;
     assert_eq!(e.exists(Update, "role/web").await, Some(true));
@@ -135,7 +138,8 @@ async fn role_crud_and_defaults() {
     );
     e.done(Delete, "role/web", json!({})).await;
     e.done(Delete, "role/web", json!({})).await; // idempotent
-    e.err_is(Read, "role/web", json!({}), 404, "").await;
+    e.err_is(Read, "role/web", json!({}), ErrorCode::NotFound, "")
+        .await;
     assert_eq!(e.ok(List, "role", json!({})).await["keys"], json!(["api"]));
 
     // routes
@@ -143,12 +147,18 @@ async fn role_crud_and_defaults() {
         Read,
         "role/bad name",
         json!({}),
-        404,
+        ErrorCode::NotFound,
         "no handler for route \"auth/approle/role/bad name\". route entry not found.",
     )
     .await;
-    e.err_is(Read, "login", json!({}), 405, "unsupported operation")
-        .await;
+    e.err_is(
+        Read,
+        "login",
+        json!({}),
+        ErrorCode::UnsupportedOperation,
+        "unsupported operation",
+    )
+    .await;
     assert_eq!(e.engine.unauthenticated_paths(), &["login"]);
 }
 
@@ -159,7 +169,7 @@ async fn role_validation() {
         Create,
         "role/x",
         json!({"bind_secret_id": false}),
-        400,
+        ErrorCode::InvalidRequest,
         NO_CONSTRAINT,
     )
     .await;
@@ -173,7 +183,7 @@ async fn role_validation() {
         Update,
         "role/x",
         json!({"secret_id_bound_cidrs": []}),
-        400,
+        ErrorCode::InvalidRequest,
         NO_CONSTRAINT,
     )
     .await;
@@ -181,7 +191,7 @@ async fn role_validation() {
         Update,
         "role/x",
         json!({"local_secret_ids": true}),
-        400,
+        ErrorCode::InvalidRequest,
         "local_secret_ids can only be modified during role creation",
     )
     .await;
@@ -189,7 +199,7 @@ async fn role_validation() {
         Create,
         "role/y",
         json!({"secret_id_num_uses": -1}),
-        400,
+        ErrorCode::InvalidRequest,
         "secret_id_num_uses cannot be negative",
     )
     .await;
@@ -197,7 +207,7 @@ async fn role_validation() {
         Create,
         "role/y",
         json!({"token_ttl": "2h", "token_max_ttl": "1h"}),
-        400,
+        ErrorCode::InvalidRequest,
         "'token_ttl' cannot be greater than 'token_max_ttl'",
     )
     .await;
@@ -205,7 +215,7 @@ async fn role_validation() {
         Create,
         "role/y",
         json!({"period": "800h"}),
-        400,
+        ErrorCode::InvalidRequest,
         "period of \"800h0m0s\" is greater than the backend's maximum lease TTL of \"768h0m0s\"",
     )
     .await;
@@ -259,7 +269,11 @@ async fn wrong_types_are_400_and_change_nothing() {
         ),
     ] {
         let err = e.err(Update, path, body.clone()).await;
-        assert_eq!(err.code.vault_status(), 400, "{path} {body}: {err:?}");
+        assert_eq!(
+            err.code,
+            ErrorCode::InvalidRequest,
+            "{path} {body}: {err:?}"
+        );
     }
     assert_eq!(e.dump().await, before, "a refused request changed storage");
 }
@@ -289,7 +303,7 @@ async fn role_id_read_custom_and_unique() {
         Update,
         "role/b/role-id",
         json!({"role_id": "my-app-id"}),
-        400,
+        ErrorCode::InvalidRequest,
         "role_id already in use",
     )
     .await;
@@ -297,11 +311,12 @@ async fn role_id_read_custom_and_unique() {
         Create,
         "role/c",
         json!({"role_id": "my-app-id"}),
-        400,
+        ErrorCode::InvalidRequest,
         "role_id already in use",
     )
     .await;
-    e.err_is(Read, "role/c", json!({}), 404, "").await;
+    e.err_is(Read, "role/c", json!({}), ErrorCode::NotFound, "")
+        .await;
     // setting the same value again is fine; a custom role_id at creation too
     e.done(Update, "role/a/role-id", json!({"role_id": "my-app-id"}))
         .await;
@@ -314,13 +329,19 @@ async fn role_id_read_custom_and_unique() {
     e.done(Delete, "role/a", json!({})).await;
     e.done(Update, "role/b/role-id", json!({"role_id": "my-app-id"}))
         .await;
-    e.err_is(Read, "role/missing/role-id", json!({}), 404, "")
-        .await;
+    e.err_is(
+        Read,
+        "role/missing/role-id",
+        json!({}),
+        ErrorCode::NotFound,
+        "",
+    )
+    .await;
     e.err_is(
         Update,
         "role/missing/role-id",
         json!({"role_id": "z"}),
-        404,
+        ErrorCode::NotFound,
         "",
     )
     .await;
@@ -335,8 +356,14 @@ async fn secret_id_lifecycle() {
         json!({"secret_id_num_uses": 10, "secret_id_ttl": "1h"}),
     )
     .await;
-    e.err_is(List, "role/web/secret-id", json!({}), 404, "")
-        .await;
+    e.err_is(
+        List,
+        "role/web/secret-id",
+        json!({}),
+        ErrorCode::NotFound,
+        "",
+    )
+    .await;
 
     let r = e
         .ok(
@@ -402,7 +429,7 @@ async fn secret_id_lifecycle() {
         Update,
         "role/web/secret-id-accessor/lookup",
         json!({"secret_id_accessor": "nope"}),
-        404,
+        ErrorCode::NotFound,
         ACCESSOR_NOT_FOUND,
     )
     .await;
@@ -410,7 +437,7 @@ async fn secret_id_lifecycle() {
         Update,
         "role/nope/secret-id/lookup",
         json!({"secret_id": sid}),
-        400,
+        ErrorCode::InvalidRequest,
         "role \"nope\" does not exist",
     )
     .await;
@@ -418,7 +445,7 @@ async fn secret_id_lifecycle() {
         Update,
         "role/nope/secret-id",
         json!({}),
-        404,
+        ErrorCode::NotFound,
         "role \"nope\" does not exist",
     )
     .await;
@@ -429,7 +456,7 @@ async fn secret_id_lifecycle() {
         Update,
         "role/other/secret-id-accessor/lookup",
         json!({"secret_id_accessor": acc}),
-        404,
+        ErrorCode::NotFound,
         ACCESSOR_NOT_FOUND,
     )
     .await;
@@ -466,7 +493,7 @@ async fn secret_id_lifecycle() {
         Update,
         "role/web/secret-id-accessor/lookup",
         json!({"secret_id_accessor": acc}),
-        404,
+        ErrorCode::NotFound,
         ACCESSOR_NOT_FOUND,
     )
     .await;
@@ -480,12 +507,18 @@ async fn secret_id_lifecycle() {
         Update,
         "role/web/secret-id-accessor/destroy",
         json!({"secret_id_accessor": acc2}),
-        404,
+        ErrorCode::NotFound,
         ACCESSOR_NOT_FOUND,
     )
     .await;
-    e.err_is(List, "role/web/secret-id", json!({}), 404, "")
-        .await;
+    e.err_is(
+        List,
+        "role/web/secret-id",
+        json!({}),
+        ErrorCode::NotFound,
+        "",
+    )
+    .await;
     // nothing is left behind
     let keys: Vec<String> = e.dump().await.into_iter().map(|(k, _)| k).collect();
     assert!(
@@ -533,7 +566,7 @@ async fn secret_id_limits_from_role() {
             "failed to verify subset relationship between token CIDR blocks on the role and token CIDR blocks on the secret ID",
         ),
     ] {
-        e.err_is(Update, "role/web/secret-id", body, 400, msg).await;
+        e.err_is(Update, "role/web/secret-id", body, ErrorCode::InvalidRequest, msg).await;
     }
     let r = e
         .ok(
@@ -565,7 +598,7 @@ async fn secret_id_limits_from_role() {
         Update,
         "role/open/secret-id",
         json!({}),
-        400,
+        ErrorCode::InvalidRequest,
         "bind_secret_id is not set on the role",
     )
     .await;
@@ -589,7 +622,7 @@ async fn custom_secret_id() {
         Update,
         "role/web/custom-secret-id",
         json!({"secret_id": custom}),
-        400,
+        ErrorCode::InvalidRequest,
         "SecretID is already registered",
     )
     .await;
@@ -651,13 +684,19 @@ async fn login_failures_are_vault_shaped() {
         role(&e, "other", json!({})).await;
         secret(&e, "other", json!({})).await
     };
-    e.err_is(Update, "login", json!({}), 400, "missing role_id")
-        .await;
+    e.err_is(
+        Update,
+        "login",
+        json!({}),
+        ErrorCode::InvalidRequest,
+        "missing role_id",
+    )
+    .await;
     e.err_is(
         Update,
         "login",
         json!({"role_id": "  "}),
-        400,
+        ErrorCode::InvalidRequest,
         "missing role_id",
     )
     .await;
@@ -665,7 +704,7 @@ async fn login_failures_are_vault_shaped() {
         Update,
         "login",
         json!({"role_id": rid}),
-        400,
+        ErrorCode::InvalidRequest,
         "missing secret_id",
     )
     .await;
@@ -676,7 +715,7 @@ async fn login_failures_are_vault_shaped() {
         (rid.as_str(), sid_b.as_str()),
     ] {
         let err = login(&e, r, s).await.unwrap_err();
-        assert_eq!(err.code.vault_status(), 400);
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
         assert_eq!(err.message, INVALID_CREDENTIALS);
         assert!(!err.message.contains(s) && !format!("{err:?}").contains(s));
     }
@@ -707,7 +746,7 @@ async fn num_uses_are_counted_and_exhausted() {
         Update,
         "role/web/secret-id-accessor/lookup",
         json!({"secret_id_accessor": acc}),
-        404,
+        ErrorCode::NotFound,
         ACCESSOR_NOT_FOUND,
     )
     .await;
@@ -821,7 +860,7 @@ async fn cidr_restrictions_refuse_and_consume_nothing() {
         .login_from("login", body.clone(), ip("10.2.0.1"))
         .await
         .unwrap_err();
-    assert_eq!(err.code.vault_status(), 400);
+    assert_eq!(err.code, ErrorCode::InvalidRequest);
     assert_eq!(
         err.message,
         "source address \"10.2.0.1\" unauthorized through CIDR restrictions on the secret ID"
@@ -848,7 +887,7 @@ async fn cidr_restrictions_refuse_and_consume_nothing() {
             .login_from("login", body.clone(), ip("10.2.0.1"))
             .await
             .unwrap_err();
-        assert_eq!(err.code.vault_status(), 400);
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
     }
     assert!(e.view.list("lockout/").await.unwrap().is_empty());
     // IPv4-mapped IPv6 peers match IPv4 blocks
@@ -994,7 +1033,7 @@ async fn field_endpoints() {
         Update,
         "role/web/token-bound-cidrs",
         json!({}),
-        400,
+        ErrorCode::InvalidRequest,
         "missing token_bound_cidrs",
     )
     .await;
@@ -1003,17 +1042,23 @@ async fn field_endpoints() {
         Update,
         "role/web/bind-secret-id",
         json!({"bind_secret_id": false}),
-        400,
+        ErrorCode::InvalidRequest,
         NO_CONSTRAINT,
     )
     .await;
-    e.err_is(Read, "role/nope/token-ttl", json!({}), 404, "")
-        .await;
+    e.err_is(
+        Read,
+        "role/nope/token-ttl",
+        json!({}),
+        ErrorCode::NotFound,
+        "",
+    )
+    .await;
     e.err_is(
         Update,
         "role/web/local-secret-ids",
         json!({"local_secret_ids": true}),
-        405,
+        ErrorCode::UnsupportedOperation,
         "unsupported operation",
     )
     .await;
@@ -1021,7 +1066,7 @@ async fn field_endpoints() {
         Read,
         "role/web/unknown-field",
         json!({}),
-        404,
+        ErrorCode::NotFound,
         "no handler for route \"auth/approle/role/web/unknown-field\". route entry not found.",
     )
     .await;
@@ -1062,37 +1107,42 @@ async fn lockout_keys(e: &Env<AppRoleEngine>) -> Vec<String> {
 
 #[tokio::test]
 async fn lockout_after_five_failures() {
-    use coffer_core::error::ErrorCode;
     let e = env().await;
     let rid = role(&e, "web", json!({"role_id": "web-role-id-1"})).await;
     let (sid, _) = secret(&e, "web", json!({"num_uses": 5})).await;
     let other = role(&e, "other", json!({})).await;
     let (other_sid, _) = secret(&e, "other", json!({})).await;
     let wrong = |i: usize| format!("wrong-secret-{i}");
-    let status = |r: Result<coffer_core::request::LoginAuth>| r.unwrap_err().code.vault_status();
+    let status = |r: Result<coffer_core::request::LoginAuth>| r.unwrap_err().code;
 
     for i in 0..4 {
-        assert_eq!(status(login(&e, &rid, &wrong(i)).await), 400);
+        assert_eq!(
+            status(login(&e, &rid, &wrong(i)).await),
+            ErrorCode::InvalidRequest
+        );
     }
     // a success resets the counter (and its record goes away)
     login(&e, &rid, &sid).await.unwrap();
     assert!(lockout_keys(&e).await.is_empty());
     for i in 0..4 {
-        assert_eq!(status(login(&e, &rid, &wrong(i)).await), 400);
+        assert_eq!(
+            status(login(&e, &rid, &wrong(i)).await),
+            ErrorCode::InvalidRequest
+        );
     }
     // a missing secret ID is no failed login (nor is a CIDR refusal: see the CIDR test)
     e.err_is(
         Update,
         "login",
         json!({"role_id": rid}),
-        400,
+        ErrorCode::InvalidRequest,
         "missing secret_id",
     )
     .await;
     let err = login(&e, &rid, &wrong(9)).await.unwrap_err();
     assert_eq!(
-        (err.code.vault_status(), err.message.as_str()),
-        (400, INVALID_CREDENTIALS)
+        (err.code, err.message.as_str()),
+        (ErrorCode::InvalidRequest, INVALID_CREDENTIALS)
     );
 
     // locked: even the right secret ID gets Vault's 403, and no use of it is spent
@@ -1103,7 +1153,7 @@ async fn lockout_after_five_failures() {
         Update,
         "login",
         json!({"role_id": rid}),
-        403,
+        ErrorCode::PermissionDenied,
         "permission denied",
     )
     .await;
@@ -1116,7 +1166,10 @@ async fn lockout_after_five_failures() {
         .await;
     assert_eq!(l["secret_id_num_uses"], json!(4));
     // failures while locked do not extend the lockout
-    assert_eq!(status(login(&e, &rid, &wrong(10)).await), 403);
+    assert_eq!(
+        status(login(&e, &rid, &wrong(10)).await),
+        ErrorCode::PermissionDenied
+    );
 
     // other role_ids are not affected
     login(&e, &other, &other_sid).await.unwrap();
@@ -1132,16 +1185,25 @@ async fn lockout_after_five_failures() {
         mount: e.mount.clone(),
         engine: Arc::new(AppRoleEngine::new()),
     };
-    assert_eq!(status(login(&twin, &rid, &sid).await), 403);
+    assert_eq!(
+        status(login(&twin, &rid, &sid).await),
+        ErrorCode::PermissionDenied
+    );
 
     // still locked after 14 minutes, free after 15
     e.engine.clock.advance(14.0 * 60.0);
-    assert_eq!(status(login(&e, &rid, &sid).await), 403);
+    assert_eq!(
+        status(login(&e, &rid, &sid).await),
+        ErrorCode::PermissionDenied
+    );
     e.engine.clock.advance(61.0);
     login(&e, &rid, &sid).await.unwrap();
     // and the count starts over
     for i in 0..4 {
-        assert_eq!(status(login(&e, &rid, &wrong(i)).await), 400);
+        assert_eq!(
+            status(login(&e, &rid, &wrong(i)).await),
+            ErrorCode::InvalidRequest
+        );
     }
     login(&e, &rid, &sid).await.unwrap();
 }
@@ -1188,7 +1250,7 @@ async fn unknown_role_ids_are_not_counted_and_leave_no_state() {
             Update,
             "login",
             json!({"role_id": format!("no-such-role-id-{}", i % 2), "secret_id": sid}),
-            400,
+            ErrorCode::InvalidRequest,
             INVALID_CREDENTIALS,
         )
         .await;
@@ -1208,7 +1270,7 @@ async fn unknown_role_ids_are_not_counted_and_leave_no_state() {
         Update,
         "login",
         json!({"role_id": rid, "secret_id": sid}),
-        400,
+        ErrorCode::InvalidRequest,
         INVALID_CREDENTIALS,
     )
     .await;
@@ -1303,7 +1365,7 @@ async fn renewal_needs_the_role() {
 
     e.done(Delete, "role/web", json!({})).await;
     let err = e.renew_check("login", Some(&token)).await.unwrap_err();
-    assert_eq!(err.code.vault_status(), 400);
+    assert_eq!(err.code, ErrorCode::InvalidRequest);
     assert_eq!(err.message, "role \"web\" does not exist during renewal");
 
     let no_role = login_token("auth/approle/login", json!({"team": "a"}), &["default"]);

@@ -35,14 +35,21 @@ async fn login(e: &Env<UserpassEngine>, user: &str, pw: &str) -> Result<LoginAut
 async fn user_crud() {
     let e = env().await;
     assert_eq!(e.exists(Create, "users/bob").await, Some(false));
-    e.err_is(List, "users", json!({}), 404, "").await;
-    e.err_is(Create, "users/bob", json!({}), 400, "missing password")
+    e.err_is(List, "users", json!({}), ErrorCode::NotFound, "")
         .await;
     e.err_is(
         Create,
         "users/bob",
+        json!({}),
+        ErrorCode::InvalidRequest,
+        "missing password",
+    )
+    .await;
+    e.err_is(
+        Create,
+        "users/bob",
         json!({"password": ""}),
-        400,
+        ErrorCode::InvalidRequest,
         "missing password",
     )
     .await;
@@ -116,7 +123,7 @@ async fn user_crud() {
         Update,
         "users/nobody/policies",
         json!({"token_policies": "a"}),
-        400,
+        ErrorCode::InvalidRequest,
         "username does not exist",
     )
     .await;
@@ -134,7 +141,7 @@ async fn user_crud() {
         Update,
         "users/alice/password",
         json!({}),
-        400,
+        ErrorCode::InvalidRequest,
         "missing password",
     )
     .await;
@@ -142,13 +149,14 @@ async fn user_crud() {
         Update,
         "users/nobody/password",
         json!({"password": "x"}),
-        400,
+        ErrorCode::InvalidRequest,
         "username does not exist",
     )
     .await;
 
     e.done(Delete, "users/alice", json!({})).await;
-    e.err_is(Read, "users/alice", json!({}), 404, "").await;
+    e.err_is(Read, "users/alice", json!({}), ErrorCode::NotFound, "")
+        .await;
     assert!(login(&e, "alice", "new-pass-1").await.is_err());
     assert_eq!(e.ok(List, "users", json!({})).await["keys"], json!(["bob"]));
 
@@ -157,7 +165,7 @@ async fn user_crud() {
         Read,
         "users/bob/password",
         json!({}),
-        405,
+        ErrorCode::UnsupportedOperation,
         "unsupported operation",
     )
     .await;
@@ -165,12 +173,18 @@ async fn user_crud() {
         Read,
         "users/-bad",
         json!({}),
-        404,
+        ErrorCode::NotFound,
         "no handler for route \"auth/userpass/users/-bad\". route entry not found.",
     )
     .await;
-    e.err_is(Read, "login/bob", json!({}), 405, "unsupported operation")
-        .await;
+    e.err_is(
+        Read,
+        "login/bob",
+        json!({}),
+        ErrorCode::UnsupportedOperation,
+        "unsupported operation",
+    )
+    .await;
     assert_eq!(e.engine.unauthenticated_paths(), &["login/*"]);
 }
 
@@ -214,9 +228,15 @@ async fn login_success() {
         .login_from("login/mary", json!({"password": ["x"]}), ip("127.0.0.1"))
         .await
         .unwrap_err();
-    assert_eq!(err.code.vault_status(), 400);
-    e.err_is(Update, "login/mary", json!({}), 400, "missing password")
-        .await;
+    assert_eq!(err.code, ErrorCode::InvalidRequest);
+    e.err_is(
+        Update,
+        "login/mary",
+        json!({}),
+        ErrorCode::InvalidRequest,
+        "missing password",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -226,7 +246,7 @@ async fn unknown_user_and_wrong_password_look_the_same() {
     let wrong = login(&e, "bob", "not-the-password").await.unwrap_err();
     let unknown = login(&e, "nobody", "not-the-password").await.unwrap_err();
     assert_eq!(wrong, unknown);
-    assert_eq!(wrong.code.vault_status(), 400);
+    assert_eq!(wrong.code, ErrorCode::InvalidRequest);
     assert_eq!(wrong.message, "invalid username or password");
     assert!(!format!("{wrong:?}").contains("not-the-password"));
 
@@ -273,12 +293,8 @@ async fn lockout_after_five_failures() {
     e.done(Create, "users/bob", json!({"password": PW})).await;
     for _ in 0..4 {
         assert_eq!(
-            login(&e, "bob", "wrong")
-                .await
-                .unwrap_err()
-                .code
-                .vault_status(),
-            400
+            login(&e, "bob", "wrong").await.unwrap_err().code,
+            ErrorCode::InvalidRequest
         );
     }
     // a success resets the counter
@@ -286,12 +302,8 @@ async fn lockout_after_five_failures() {
     assert!(e.view.get("lockout/bob").await.unwrap().is_none());
     for _ in 0..5 {
         assert_eq!(
-            login(&e, "bob", "wrong")
-                .await
-                .unwrap_err()
-                .code
-                .vault_status(),
-            400
+            login(&e, "bob", "wrong").await.unwrap_err().code,
+            ErrorCode::InvalidRequest
         );
     }
     // locked: even the right password is refused, with Vault's 403
@@ -317,12 +329,8 @@ async fn lockout_after_five_failures() {
     // after the lockout the counter starts over
     for _ in 0..4 {
         assert_eq!(
-            login(&e, "bob", "wrong")
-                .await
-                .unwrap_err()
-                .code
-                .vault_status(),
-            400
+            login(&e, "bob", "wrong").await.unwrap_err().code,
+            ErrorCode::InvalidRequest
         );
     }
     login(&e, "bob", PW).await.unwrap();
@@ -338,12 +346,8 @@ async fn failures_spread_over_the_reset_window_do_not_lock() {
     e.engine.clock.advance(15.0 * 60.0 + 1.0);
     for _ in 0..4 {
         assert_eq!(
-            login(&e, "bob", "wrong")
-                .await
-                .unwrap_err()
-                .code
-                .vault_status(),
-            400
+            login(&e, "bob", "wrong").await.unwrap_err().code,
+            ErrorCode::InvalidRequest
         );
     }
     login(&e, "bob", PW).await.unwrap();
@@ -513,7 +517,11 @@ async fn wrong_types_are_400_and_change_nothing() {
         ("users/bob/policies", json!({"token_policies": {"x": 1}})),
     ] {
         let err = e.err(Update, path, body.clone()).await;
-        assert_eq!(err.code.vault_status(), 400, "{path} {body}: {err:?}");
+        assert_eq!(
+            err.code,
+            ErrorCode::InvalidRequest,
+            "{path} {body}: {err:?}"
+        );
     }
     assert_eq!(e.dump().await, before, "a refused request changed storage");
     login(&e, "bob", PW).await.unwrap();
@@ -571,7 +579,7 @@ async fn renewal_needs_the_user_and_its_policies() {
         )
         .await;
         let err = e.renew_check("login/bob", Some(&token)).await.unwrap_err();
-        assert_eq!(err.code.vault_status(), 400);
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
         assert_eq!(err.message, "policies have changed, not renewing");
     }
     e.done(
@@ -594,7 +602,7 @@ async fn renewal_needs_the_user_and_its_policies() {
     // the user is gone: no renewal
     e.done(Delete, "users/bob", json!({})).await;
     let err = e.renew_check("login/bob", Some(&token)).await.unwrap_err();
-    assert_eq!(err.code.vault_status(), 400);
+    assert_eq!(err.code, ErrorCode::InvalidRequest);
     assert_eq!(err.message, "user no longer exists, not renewing");
     // without metadata the login path names the user
     let bare = login_token("auth/userpass/login/carol", json!({}), &["default"]);
