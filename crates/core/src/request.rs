@@ -133,6 +133,10 @@ pub struct Response {
     pub login: Option<LoginAuth>,
     /// Set when the response was wrapped: the caller gets only this.
     pub wrap_info: Option<WrapInfo>,
+    /// Names the schema of `data` when an engine answers with one of its typed results (e.g.
+    /// the kv domain's `kv.version`): each dialect renders that result in its own shape. `None`
+    /// means `data` is already the answer's body.
+    pub kind: Option<&'static str>,
 }
 
 /// What a wrapped response carries instead of its content.
