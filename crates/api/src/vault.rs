@@ -6,7 +6,7 @@ use axum::extract::{Request as HttpRequest, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response as HttpResponse;
 use coffer_core::error::{CoreError, ErrorCode};
-use coffer_core::request::{Dialect, Operation, Request, Response};
+use coffer_core::request::{Credential, Dialect, Operation, Request, Response};
 use coffer_core::seal::InitParams;
 use coffer_core::util::value_as_bool;
 use coffer_core::Core;
@@ -466,7 +466,9 @@ async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> HttpResponse
     }
     let mut creq = Request::new(operation, path);
     creq.data = data;
-    creq.token = token_from(&parts.headers);
+    if let Some(t) = token_from(&parts.headers) {
+        creq.credential = Credential::Token(t);
+    }
     creq.remote_addr = parts.extensions.get::<RemoteAddr>().map(|r| r.0.ip());
     creq.dialect = Dialect::Vault;
     creq.wrap_ttl = parts

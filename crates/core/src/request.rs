@@ -42,7 +42,66 @@ pub enum Dialect {
     Internal,
 }
 
-/// A request in the core's terms: an operation on a path, with the caller's credentials.
+/// Who a caller says it is. The core resolves every kind to one token context with policies
+/// (the authenticate stage); dialects only parse it off the wire.
+#[derive(Clone, Default)]
+pub enum Credential {
+    /// Nothing was presented.
+    #[default]
+    None,
+    /// A Coffer token (Vault's `X-Vault-Token` / `Authorization: Bearer`, Azure bearer tokens).
+    Token(String),
+    /// A signed request (AWS SigV4): the proof that the holder of an access key's secret signed
+    /// exactly this request. The core asks the auth method that issued the key to check it.
+    Signed(SignedProof),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never print a token or a signature
+        match self {
+            Credential::None => f.write_str("None"),
+            Credential::Token(_) => f.write_str("Token(..)"),
+            Credential::Signed(p) => write!(f, "Signed({})", p.access_key_id),
+        }
+    }
+}
+
+/// A signed-request proof (SigV4): what the signer claims and what the verifier recomputes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignedProof {
+    /// The access key id (`AKIA…`) from the credential scope.
+    pub access_key_id: String,
+    /// The string to sign, recomputed by the dialect from the request as received.
+    pub string_to_sign: String,
+    /// The signature the client sent (lowercase hex).
+    pub signature: String,
+    pub scope: SigningScope,
+    /// A session token sent with the request (`X-Amz-Security-Token`), if any.
+    pub security_token: Option<String>,
+}
+
+/// SigV4's credential scope: `<date>/<region>/<service>/aws4_request`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningScope {
+    /// `YYYYMMDD`.
+    pub date: String,
+    pub region: String,
+    pub service: String,
+}
+
+/// Who a signed request turned out to be: what the issuing auth method tells the core.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SignedIdentity {
+    pub policies: Vec<String>,
+    /// Shown in the audit log and token lookups (e.g. `access-key-ci`).
+    pub display_name: String,
+    /// Identifies the credential in the audit log (the access key id).
+    pub accessor: String,
+    pub metadata: Map<String, Value>,
+}
+
+/// A request in the core's terms: an operation on a path, with the caller's credential.
 #[derive(Clone)]
 pub struct Request {
     pub id: String,
@@ -51,22 +110,27 @@ pub struct Request {
     pub path: String,
     /// Body parameters (JSON object) merged with query parameters for reads.
     pub data: Map<String, Value>,
-    /// The client token, if any was sent.
-    pub token: Option<String>,
+    /// What the caller presented to prove who it is.
+    pub credential: Credential,
     pub remote_addr: Option<IpAddr>,
     pub dialect: Dialect,
-    /// The HTTP method as sent, for engines that care (PATCH content types are checked by the API).
+    /// The dialect's own name for the operation, recorded in the audit log (e.g.
+    /// `secretsmanager.GetSecretValue`); `None` for the Vault dialect, whose operation is the
+    /// path and verb.
+    pub operation_name: Option<String>,
+    /// The requested response-wrapping TTL, as sent (`X-Vault-Wrap-TTL`).
     pub wrap_ttl: Option<String>,
 }
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // never print data or token: they carry secrets
+        // never print data or credentials: they carry secrets
         f.debug_struct("Request")
             .field("id", &self.id)
             .field("operation", &self.operation)
             .field("path", &self.path)
             .field("dialect", &self.dialect)
+            .field("credential", &self.credential)
             .finish_non_exhaustive()
     }
 }
@@ -78,15 +142,23 @@ impl Request {
             operation,
             path: path.into(),
             data: Map::new(),
-            token: None,
+            credential: Credential::None,
             remote_addr: None,
             dialect: Dialect::Vault,
+            operation_name: None,
             wrap_ttl: None,
         }
     }
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
+        self.credential = Credential::Token(token.into());
         self
+    }
+    /// The token the caller presented, if its credential is a token.
+    pub fn token(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Token(t) => Some(t.as_str()),
+            _ => None,
+        }
     }
     pub fn with_data(mut self, data: Value) -> Self {
         if let Value::Object(m) = data {

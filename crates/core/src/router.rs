@@ -100,6 +100,18 @@ pub trait Engine: Send + Sync + 'static {
         Ok(std::borrow::Cow::Borrowed(rel))
     }
 
+    /// For auth methods that issue signing keys (AWS SigV4 access keys): check a signed
+    /// request's proof against the key's secret kept in `storage`, and answer who it is.
+    /// `Ok(None)`: this engine does not know the key (the core asks the next one; nobody
+    /// knowing it is an unauthenticated request).
+    async fn resolve_signed(
+        &self,
+        _storage: &View,
+        _proof: &crate::request::SignedProof,
+    ) -> Result<Option<crate::request::SignedIdentity>> {
+        Ok(None)
+    }
+
     /// Relative paths (prefix match; `*` suffix) that need no token, e.g. `login`.
     fn unauthenticated_paths(&self) -> &'static [&'static str] {
         &[]

@@ -208,8 +208,8 @@ pub(crate) async fn dispatch(
             let token = match str_param(d, "token")? {
                 Some(t) if !t.is_empty() => t.to_string(),
                 _ => req
-                    .token
-                    .clone()
+                    .token()
+                    .map(str::to_string)
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| CoreError::invalid("no wrapping token given"))?,
             };

@@ -87,6 +87,42 @@ pub struct TokenEntry {
     pub creation_ttl: u64,
 }
 
+impl TokenEntry {
+    /// A token context that exists only for one request: the identity behind a signed request
+    /// (an access key). It is never stored, cannot be looked up, renewed or spent, and carries
+    /// the credential's id as its accessor so the audit log can name the caller.
+    pub fn ephemeral(
+        accessor: String,
+        policies: Vec<String>,
+        display_name: String,
+        meta: serde_json::Map<String, serde_json::Value>,
+        path: String,
+    ) -> TokenEntry {
+        TokenEntry {
+            hash: String::new(),
+            accessor,
+            policies,
+            parent: None,
+            meta,
+            display_name,
+            num_uses: 0,
+            creation_time: crate::util::unix_now(),
+            ttl: 0,
+            explicit_max_ttl: 0,
+            period: 0,
+            renewable: false,
+            orphan: true,
+            path,
+            expire_time: None,
+            role: None,
+            entity_id: String::new(),
+            bound_cidrs: Vec::new(),
+            max_ttl: 0,
+            creation_ttl: 0,
+        }
+    }
+}
+
 impl fmt::Debug for TokenEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenEntry")

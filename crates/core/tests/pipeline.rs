@@ -52,7 +52,7 @@ async fn call(
     data: Value,
 ) -> Result<Response> {
     let mut req = Request::new(op, path);
-    req.token = Some(token.to_string());
+    req.credential = coffer_core::request::Credential::Token(token.to_string());
     if let Value::Object(m) = data {
         req.data = m;
     }
@@ -211,4 +211,279 @@ async fn roles_cannot_grant_reserved_policies() {
         .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidRequest, "{reserved}");
     }
+}
+
+/// An engine that counts its requests and, while handling one, looks at the audit log: the
+/// request entry must already be there (the request is audited before anything runs).
+struct Recorder {
+    log: std::path::PathBuf,
+    seen: Arc<std::sync::atomic::AtomicUsize>,
+    audited_first: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Engine for Recorder {
+    async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
+        self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let audited = text.lines().any(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+            v["type"] == "request" && v["request"]["id"] == req.request_id
+        });
+        self.audited_first
+            .store(audited, std::sync::atomic::Ordering::SeqCst);
+        Ok(Some(Response::from_value(json!({"ok": true}))))
+    }
+
+    async fn resolve_signed(
+        &self,
+        _storage: &coffer_core::barrier::View,
+        proof: &coffer_core::request::SignedProof,
+    ) -> Result<Option<coffer_core::request::SignedIdentity>> {
+        Ok(match proof.access_key_id.as_str() {
+            "AKIARECORDER" => Some(coffer_core::request::SignedIdentity {
+                policies: vec!["rec-reader".into()],
+                display_name: "access-key-recorder".into(),
+                accessor: "AKIARECORDER".into(),
+                metadata: Default::default(),
+            }),
+            "AKIAROOT" => Some(coffer_core::request::SignedIdentity {
+                policies: vec!["root".into()],
+                ..Default::default()
+            }),
+            _ => None,
+        })
+    }
+}
+
+struct Recording {
+    core: Arc<Core>,
+    root: String,
+    log: std::path::PathBuf,
+    seen: Arc<std::sync::atomic::AtomicUsize>,
+    audited_first: Arc<std::sync::atomic::AtomicBool>,
+    _dir: tempfile::TempDir,
+}
+
+async fn recording_core() -> Recording {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let audited_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut registry = EngineRegistry::new();
+    let (l, s, a) = (log.clone(), seen.clone(), audited_first.clone());
+    registry.register(
+        "recorder",
+        Arc::new(move |_e: &coffer_core::router::MountEntry| {
+            Ok(Arc::new(Recorder {
+                log: l.clone(),
+                seen: s.clone(),
+                audited_first: a.clone(),
+            }) as Arc<dyn Engine>)
+        }),
+    );
+    let core = Core::new(
+        Arc::new(InmemBackend::new()),
+        CoreConfig::default(),
+        registry,
+    );
+    let init = core
+        .init(coffer_core::seal::InitParams {
+            secret_shares: 1,
+            secret_threshold: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    core.unseal(Some(&init.keys_base64[0]), false)
+        .await
+        .unwrap();
+    let root = init.root_token.clone();
+    call(
+        &core,
+        &root,
+        Operation::Update,
+        "sys/mounts/rec",
+        json!({"type": "recorder"}),
+    )
+    .await
+    .unwrap();
+    Recording {
+        core,
+        root,
+        log,
+        seen,
+        audited_first,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn stages_run_in_order_request_audited_before_dispatch_response_after() {
+    let r = recording_core().await;
+    call(
+        &r.core,
+        &r.root,
+        Operation::Update,
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": r.log.to_str().unwrap()}}),
+    )
+    .await
+    .unwrap();
+    let resp = call(&r.core, &r.root, Operation::Read, "rec/x", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(resp.data.unwrap()["ok"], true);
+    assert_eq!(r.seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(r.audited_first.load(std::sync::atomic::Ordering::SeqCst));
+    let lines = audit_lines(&r.log);
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "response");
+    assert_eq!(last["request"]["path"], "rec/x");
+    assert_eq!(last["auth"]["credential_type"], "token");
+}
+
+#[tokio::test]
+async fn audit_is_fail_closed_nothing_runs_without_a_device_that_records() {
+    let r = recording_core().await;
+    let logdir = r.log.parent().unwrap().join("logs");
+    let log = logdir.join("audit.log");
+    call(
+        &r.core,
+        &r.root,
+        Operation::Update,
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}}),
+    )
+    .await
+    .unwrap();
+    call(&r.core, &r.root, Operation::Read, "rec/x", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // the only device's path becomes unopenable, and the device reopens it (as on SIGHUP)
+    std::fs::rename(&logdir, logdir.with_extension("moved")).unwrap();
+    std::fs::write(&logdir, b"not a directory").unwrap();
+    let _ = r.core.active().unwrap().audit.reopen().await;
+    let err = call(&r.core, &r.root, Operation::Read, "rec/x", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuditFailed);
+    assert_eq!(
+        r.seen.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the handler did not run again"
+    );
+}
+
+#[tokio::test]
+async fn a_sealed_core_is_inert() {
+    let r = recording_core().await;
+    r.core.seal().await.unwrap();
+    for path in [
+        "rec/x",
+        "sys/mounts",
+        "auth/token/lookup-self",
+        "secret/data/x",
+    ] {
+        let err = call(&r.core, &r.root, Operation::Read, path, json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Sealed, "{path}");
+    }
+    assert_eq!(r.seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn use_limited_tokens_are_spent_once_per_request() {
+    let r = recording_core().await;
+    let t = call(
+        &r.core,
+        &r.root,
+        Operation::Update,
+        "auth/token/create",
+        json!({"policies": ["default"], "num_uses": 2}),
+    )
+    .await
+    .unwrap()
+    .auth
+    .unwrap()
+    .client_token;
+    for _ in 0..2 {
+        call(
+            &r.core,
+            &t,
+            Operation::Read,
+            "auth/token/lookup-self",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    }
+    let err = call(
+        &r.core,
+        &t,
+        Operation::Read,
+        "auth/token/lookup-self",
+        json!({}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unauthenticated);
+}
+
+#[tokio::test]
+async fn signed_requests_resolve_to_the_issuers_policies() {
+    let r = recording_core().await;
+    call(
+        &r.core,
+        &r.root,
+        Operation::Update,
+        "sys/policy/rec-reader",
+        json!({"policy": r#"path "rec/allowed" { capabilities = ["read"] }"#}),
+    )
+    .await
+    .unwrap();
+    let signed = |key: &str, path: &str| {
+        let mut req = Request::new(Operation::Read, path);
+        req.dialect = coffer_core::request::Dialect::Aws;
+        req.operation_name = Some("secretsmanager.GetSecretValue".into());
+        req.credential =
+            coffer_core::request::Credential::Signed(coffer_core::request::SignedProof {
+                access_key_id: key.into(),
+                string_to_sign: "sts".into(),
+                signature: "sig".into(),
+                scope: coffer_core::request::SigningScope {
+                    date: "20261201".into(),
+                    region: "us-east-1".into(),
+                    service: "secretsmanager".into(),
+                },
+                security_token: None,
+            });
+        req
+    };
+    r.core
+        .handle(signed("AKIARECORDER", "rec/allowed"))
+        .await
+        .unwrap();
+    let err = r
+        .core
+        .handle(signed("AKIARECORDER", "rec/other"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::PermissionDenied);
+    let err = r
+        .core
+        .handle(signed("AKIAUNKNOWN", "rec/allowed"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unauthenticated);
+    // an issuer that answers with a reserved policy gets nothing
+    let err = r
+        .core
+        .handle(signed("AKIAROOT", "rec/other"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unauthenticated);
+    assert_eq!(r.seen.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -84,6 +84,7 @@ fn auth_block(
     match input.token {
         None => json!({
             "client_token": client_token,
+            "credential_type": credential_type(input.request),
             "token_type": "",
         }),
         Some(t) => {
@@ -91,6 +92,7 @@ fn auth_block(
             policies.sort();
             json!({
                 "client_token": client_token,
+                "credential_type": credential_type(input.request),
                 "accessor": token_accessor,
                 "display_name": t.display_name,
                 "policies": policies,
@@ -116,7 +118,7 @@ pub(super) fn build(
 ) -> Map<String, Value> {
     let r = input.request;
     // each secret is HMAC'd once per entry, however often it appears
-    let client_token = secret(d, r.token.as_deref().unwrap_or(""));
+    let client_token = secret(d, r.token().unwrap_or(""));
     let token_accessor = input
         .token
         .map(|t| accessor(d, &t.accessor))
@@ -134,6 +136,9 @@ pub(super) fn build(
     });
     if !r.data.is_empty() {
         request["data"] = data_value(d, &r.data);
+    }
+    if let Some(name) = &r.operation_name {
+        request["operation_name"] = Value::String(name.clone());
     }
     if let Some(w) = &r.wrap_ttl {
         request["wrap_ttl"] = Value::String(w.clone());
@@ -203,6 +208,15 @@ pub(super) fn build(
         e.insert("response".into(), Value::Object(resp));
     }
     e
+}
+
+/// What kind of credential the caller presented.
+fn credential_type(r: &Request) -> &'static str {
+    match r.credential {
+        crate::request::Credential::None => "none",
+        crate::request::Credential::Token(_) => "token",
+        crate::request::Credential::Signed(_) => "signed",
+    }
 }
 
 fn dialect_name(r: &Request) -> &'static str {
@@ -330,7 +344,7 @@ pub(super) fn write_body(
     out: &mut Vec<u8>,
 ) {
     let r = input.request;
-    let token = r.token.as_deref().unwrap_or("");
+    let token = r.token().unwrap_or("");
     // each secret is HMAC'd once per entry, however often it appears
     let mut client_token = Vec::with_capacity(80);
     put_secret(&mut client_token, d, token);
@@ -350,6 +364,8 @@ pub(super) fn write_body(
         None => {
             put_key(out, &mut f, "client_token");
             out.extend_from_slice(&client_token);
+            put_key(out, &mut f, "credential_type");
+            put_str(out, credential_type(r));
             put_key(out, &mut f, "token_type");
             put_str(out, "");
         }
@@ -360,6 +376,8 @@ pub(super) fn write_body(
             out.extend_from_slice(&token_accessor);
             put_key(out, &mut f, "client_token");
             out.extend_from_slice(&client_token);
+            put_key(out, &mut f, "credential_type");
+            put_str(out, credential_type(r));
             put_key(out, &mut f, "display_name");
             put_str(out, &t.display_name);
             put_key(out, &mut f, "entity_id");
@@ -411,6 +429,10 @@ pub(super) fn write_body(
     out.extend_from_slice(b"{\"id\":\"root\"}");
     put_key(out, &mut f, "operation");
     put_str(out, input.operation.as_str());
+    if let Some(name) = &r.operation_name {
+        put_key(out, &mut f, "operation_name");
+        put_str(out, name);
+    }
     put_key(out, &mut f, "path");
     put_str(out, &r.path);
     put_key(out, &mut f, "remote_address");
@@ -541,7 +563,7 @@ mod tests {
     #[test]
     fn writer_matches_reference_serialization() {
         let mut req = Request::new(Operation::Update, "secret/data/a\"b\\c/ü");
-        req.token = Some("hvs.secret-token".into());
+        req.credential = crate::request::Credential::Token("hvs.secret-token".into());
         req.data = json!({
             "data": {"pw": "s3cr3t\n\"quoted\"", "n": 5, "f": 1.5, "b": true, "z": null, "e": "",
                      "list": ["x", 2, {"k": "v"}]},
@@ -611,6 +633,25 @@ mod tests {
             ] {
                 let mut r = req.clone();
                 r.dialect = dialect;
+                if dialect == Dialect::Aws {
+                    // a signed request, with the dialect's own operation name
+                    r.credential =
+                        crate::request::Credential::Signed(crate::request::SignedProof {
+                            access_key_id: "AKIAEXAMPLE".into(),
+                            string_to_sign: "AWS4-HMAC-SHA256\n...".into(),
+                            signature: "00ff".into(),
+                            scope: crate::request::SigningScope {
+                                date: "20261201".into(),
+                                region: "us-east-1".into(),
+                                service: "secretsmanager".into(),
+                            },
+                            security_token: None,
+                        });
+                    r.operation_name = Some("secretsmanager.GetSecretValue".into());
+                }
+                if dialect == Dialect::Internal {
+                    r.credential = crate::request::Credential::None;
+                }
                 let input = AuditInput {
                     request: &r,
                     operation,
