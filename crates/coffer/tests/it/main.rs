@@ -1,5 +1,6 @@
 //! End-to-end tests: each starts the real `coffer` binary and drives it over HTTP.
 
+mod adversarial_transport;
 mod audit;
 mod auth;
 mod cli;
