@@ -1,7 +1,7 @@
 //! The Vault dialect: `/v1/...` with `X-Vault-Token`, JSON envelopes and `{"errors": [...]}`.
 
 use crate::MAX_REQUEST_SIZE;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request as HttpRequest, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response as HttpResponse;
@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// The peer address of a connection, attached to each request by the listener.
 #[derive(Clone, Copy, Debug)]
@@ -93,24 +94,79 @@ fn no_content() -> HttpResponse {
     resp
 }
 
-/// Read the body, refusing more than [`MAX_REQUEST_SIZE`].
-async fn read_body(mut body: Body) -> Result<Bytes, CoreError> {
+/// Largest body read for a request that is not authenticated yet: no token, or a token that does
+/// not resolve (logins, init and unseal bodies are tiny). Larger ones get 413 before any buffering.
+pub const MAX_UNAUTHENTICATED_BODY: usize = 1024 * 1024;
+
+/// Request body bytes buffered at once across all requests (every listener); a request waits
+/// for its share before its body is read.
+pub const MAX_BODY_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
+
+static BODY_BUDGET: Semaphore = Semaphore::const_new(MAX_BODY_BYTES_IN_FLIGHT);
+
+/// How much of an oversized body is read (beyond the limit) and dropped before answering 413.
+const MAX_DRAIN: usize = 8 * 1024 * 1024;
+
+fn body_too_large() -> CoreError {
+    CoreError::new(ErrorCode::PayloadTooLarge, "http: request body too large")
+}
+
+/// The body size limit for a request: the full [`MAX_REQUEST_SIZE`] only when its body may be
+/// larger than [`MAX_UNAUTHENTICATED_BODY`] and its token is live.
+async fn body_limit(core: &Core, headers: &HeaderMap, declared: Option<u64>) -> usize {
+    if declared.is_some_and(|n| n <= MAX_UNAUTHENTICATED_BODY as u64) {
+        return MAX_UNAUTHENTICATED_BODY;
+    }
+    match token_from(headers) {
+        Some(t) if !t.is_empty() && core.token_is_valid(&t).await => MAX_REQUEST_SIZE,
+        _ => MAX_UNAUTHENTICATED_BODY,
+    }
+}
+
+/// Read the body, refusing more than `limit` bytes, holding a share of [`BODY_BUDGET`] while
+/// buffering. A body declared larger than `limit` is never buffered: 413 at once when the client
+/// waits for `100 Continue`, otherwise after reading and dropping a bounded amount of it.
+async fn read_body(
+    mut body: Body,
+    limit: usize,
+    declared: Option<u64>,
+    expects_continue: bool,
+) -> Result<Bytes, CoreError> {
+    let mut too_large = declared.is_some_and(|n| n > limit as u64);
+    if too_large && expects_continue {
+        return Err(body_too_large());
+    }
+    // a body of known length reserves what it declared, any other the whole limit
+    let reserve = match declared {
+        _ if too_large => 0,
+        Some(n) => usize::try_from(n).unwrap_or(limit).min(limit),
+        None => limit,
+    };
+    let _permit = match u32::try_from(reserve) {
+        Ok(0) => None,
+        Ok(n) => Some(
+            BODY_BUDGET
+                .acquire_many(n)
+                .await
+                .map_err(|_| CoreError::internal("request body budget closed"))?,
+        ),
+        Err(_) => return Err(body_too_large()),
+    };
     let mut buf = bytes::BytesMut::new();
-    let mut too_large = false;
-    let mut discarded = 0usize;
+    let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| CoreError::invalid("failed to read request body"))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        seen = seen.saturating_add(data.len());
         if too_large {
             // read (and drop) a bounded rest, so the client gets to read our 413 instead of a
             // reset connection; beyond that the connection is simply closed
-            discarded += data.len();
-            if discarded > MAX_DRAIN {
+            if seen > limit.saturating_add(MAX_DRAIN) {
                 break;
             }
-        } else if buf.len() + data.len() > MAX_REQUEST_SIZE {
+        } else if seen > limit {
             too_large = true;
             buf = bytes::BytesMut::new();
         } else {
@@ -118,16 +174,10 @@ async fn read_body(mut body: Body) -> Result<Bytes, CoreError> {
         }
     }
     if too_large {
-        return Err(CoreError::new(
-            ErrorCode::PayloadTooLarge,
-            "http: request body too large",
-        ));
+        return Err(body_too_large());
     }
     Ok(buf.freeze())
 }
-
-/// How much of an oversized body is read and dropped before answering 413.
-const MAX_DRAIN: usize = 8 * 1024 * 1024;
 
 /// Parse a JSON object body; an empty body is an empty object.
 fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, CoreError> {
@@ -278,26 +328,62 @@ fn flag(q: &Map<String, Value>, key: &str) -> bool {
     q.get(key).and_then(value_as_bool).unwrap_or(false)
 }
 
-fn code_param(q: &Map<String, Value>, key: &str, default: u16) -> StatusCode {
-    q.get(key)
-        .and_then(|v| v.as_str())
-        .and_then(|s| s.parse::<u16>().ok())
+/// The status-code parameters of `sys/health` (Vault's names; those Coffer never uses are still
+/// validated, as Vault does).
+const HEALTH_CODE_PARAMS: &[&str] = &[
+    "activecode",
+    "standbycode",
+    "drsecondarycode",
+    "haunhealthycode",
+    "performancestandbycode",
+    "removedcode",
+    "sealedcode",
+    "uninitcode",
+];
+
+/// A caller-chosen health status: only final status codes 200–599 are honoured (a 1xx would turn
+/// the answer into an interim response, and codes above 599 are not HTTP); any other value is a
+/// 400 rather than a silent fallback, so a monitoring typo is noticed.
+fn code_param(
+    q: &Map<String, Value>,
+    key: &str,
+    default: StatusCode,
+) -> Result<StatusCode, String> {
+    let Some(v) = q.get(key) else {
+        return Ok(default);
+    };
+    v.as_str()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .filter(|c| (200..=599).contains(c))
         .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::from_u16(default).unwrap_or(StatusCode::OK))
+        .ok_or_else(|| format!("invalid {key}: must be an HTTP status code from 200 to 599"))
 }
 
 async fn health(core: &Core, method: &Method, q: &Map<String, Value>) -> HttpResponse {
+    if method != Method::GET && method != Method::HEAD {
+        let mut resp = error_response(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]);
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    // a bad code is refused even when another one would be used
+    for key in HEALTH_CODE_PARAMS {
+        if let Err(msg) = code_param(q, key, StatusCode::OK) {
+            return error_response(StatusCode::BAD_REQUEST, &[msg.as_str()]);
+        }
+    }
+    let code = |key: &str, default: StatusCode| code_param(q, key, default).unwrap_or(default);
     let initialized = match core.initialized().await {
         Ok(i) => i,
         Err(e) => return core_error(&e),
     };
     let sealed = core.is_sealed();
     let status = if !initialized {
-        code_param(q, "uninitcode", 501)
+        code("uninitcode", StatusCode::NOT_IMPLEMENTED)
     } else if sealed {
-        code_param(q, "sealedcode", 503)
+        code("sealedcode", StatusCode::SERVICE_UNAVAILABLE)
     } else {
-        code_param(q, "activecode", 200)
+        code("activecode", StatusCode::OK)
     };
     let _ = flag(q, "standbyok");
     if method == Method::HEAD {
@@ -405,7 +491,18 @@ async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> HttpResponse
     let method = parts.method.clone();
     let query = query_map(parts.uri.query());
 
-    let bytes = match read_body(body).await {
+    // health reads no body and works in every state
+    if path == "sys/health" {
+        return health(&core, &method, &query).await;
+    }
+
+    let declared = body.size_hint().exact();
+    let limit = body_limit(&core, &parts.headers, declared).await;
+    let expects_continue = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let bytes = match read_body(body, limit, declared, expects_continue).await {
         Ok(b) => b,
         Err(e) => {
             // the rest of the body was not read: the connection cannot be reused
@@ -436,7 +533,6 @@ async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> HttpResponse
 
     // endpoints that work while sealed
     match path.as_str() {
-        "sys/health" => return health(&core, &method, &query).await,
         "sys/seal-status" if method == Method::GET => return seal_status(&core).await,
         "sys/init" => return init(&core, &method, &data).await,
         "sys/unseal" if method == Method::PUT || method == Method::POST => {

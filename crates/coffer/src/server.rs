@@ -78,7 +78,48 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     rt.block_on(serve(args, cfg))
 }
 
-async fn serve(args: ServerArgs, cfg: ServerConfig) -> anyhow::Result<()> {
+/// File descriptors kept for everything but client connections (storage, audit devices, the
+/// runtime, outgoing connections).
+const FD_RESERVE: u64 = 64;
+
+/// Raise the soft open-file limit to the hard one (as every Go program, Vault included, does at
+/// start) and lower listeners' `max_connections` that the limit could not honour, so that a full
+/// listener waits for a free slot instead of failing `accept` with "Too many open files".
+fn fit_connection_caps(listeners: &mut [coffer_api::ListenerConfig]) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    let per_listener = lim.rlim_cur.saturating_sub(FD_RESERVE) / listeners.len().max(1) as u64;
+    let cap = usize::try_from(per_listener).unwrap_or(usize::MAX).max(1);
+    for l in listeners {
+        if l.max_connections > cap {
+            tracing::warn!(
+                address = %l.address,
+                max_connections = l.max_connections,
+                open_file_limit = lim.rlim_cur,
+                "max_connections lowered to {cap} to fit the open-file limit"
+            );
+            l.max_connections = cap;
+        }
+    }
+}
+
+async fn serve(args: ServerArgs, mut cfg: ServerConfig) -> anyhow::Result<()> {
     // take over the signals before anything can be served: a SIGHUP's default action would
     // otherwise end the process
     use tokio::signal::unix::{signal, SignalKind};
@@ -102,6 +143,7 @@ async fn serve(args: ServerArgs, cfg: ServerConfig) -> anyhow::Result<()> {
     core_cfg.static_seal = cfg.static_seal.clone();
     let core = Core::new(backend, core_cfg, engine_registry());
 
+    fit_connection_caps(&mut cfg.listeners);
     let mut bound = Vec::new();
     for l in &cfg.listeners {
         bound.push(coffer_api::bind(l).await?);

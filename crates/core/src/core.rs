@@ -644,6 +644,16 @@ impl Core {
         .await?;
         Ok((result.root_token.clone(), key))
     }
+
+    /// Whether `token` is a live token (cheap: the token store's cached lookup; false while
+    /// sealed). Lets the HTTP layer size its buffers before a request is authenticated; it is
+    /// not an authorization decision.
+    pub async fn token_is_valid(&self, token: &str) -> bool {
+        match self.active() {
+            Ok(active) => matches!(active.tokens.lookup(token).await, Ok(Some(_))),
+            Err(_) => false,
+        }
+    }
 }
 
 /// Build a new mount table entry with fresh ids.

@@ -54,6 +54,63 @@ pub struct FileBackend {
     path: PathBuf,
 }
 
+/// Mode of the storage directory: the server's user only, whatever the umask.
+const DIR_MODE: u32 = 0o700;
+/// Mode of the database file.
+const FILE_MODE: u32 = 0o600;
+
+/// Create `dir` (and missing parents) with [`DIR_MODE`]. An existing directory is tightened to
+/// it when it is Coffer's own (it holds `db`, or nothing yet); a directory holding other files
+/// may be shared and keeps its mode, with a warning if others can enter it.
+fn private_dir(dir: &Path, db: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let ctx = || format!("create directory {}", dir.display());
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(|e| io_err(&ctx(), e))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| io_err(&ctx(), e))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode == DIR_MODE {
+        return Ok(());
+    }
+    let ours = db.exists()
+        || std::fs::read_dir(dir)
+            .map_err(|e| io_err(&ctx(), e))?
+            .next()
+            .is_none();
+    if ours {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))
+            .map_err(|e| io_err(&format!("restrict permissions of {}", dir.display()), e))?;
+    } else if mode & 0o077 != 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format!("{mode:o}"),
+            "storage directory holds other files and is accessible to other users; its mode is left as is"
+        );
+    }
+    Ok(())
+}
+
+/// Create the database file with [`FILE_MODE`] (or tighten an existing one) before redb opens it.
+fn private_file(path: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|e| io_err(&format!("create database {}", path.display()), e))?;
+    file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+        .map_err(|e| io_err(&format!("restrict permissions of {}", path.display()), e))
+}
+
 fn io_err(context: &str, err: impl std::fmt::Display) -> StorageError {
     StorageError::Io(format!("{context}: {err}"))
 }
@@ -62,9 +119,9 @@ impl FileBackend {
     /// Opens (creating if needed) the database `<dir>/coffer.redb`, creating `dir` if missing,
     /// and starts the writer thread.
     pub fn open(dir: &Path) -> Result<FileBackend, StorageError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| io_err(&format!("create directory {}", dir.display()), e))?;
         let path = dir.join(DB_FILE_NAME);
+        private_dir(dir, &path)?;
+        private_file(&path)?;
         // redb's default page cache is 1 GiB; the barrier's data is small and the OS page cache
         // keeps hot pages anyway
         let db = redb::Builder::new()
@@ -412,4 +469,42 @@ fn apply_request(
         }
     }
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn storage_is_private_whatever_the_umask() {
+        let tmp = tempfile::tempdir().unwrap();
+        // created fresh (explicit modes, so the process umask does not matter)
+        let dir = tmp.path().join("a/b");
+        drop(FileBackend::open(&dir).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE_NAME)), 0o600);
+        // an existing world-readable store (made by an earlier version) is tightened
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            dir.join(DB_FILE_NAME),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        drop(FileBackend::open(&dir).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE_NAME)), 0o600);
+        // a directory shared with other files keeps its mode; the database is still private
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::write(shared.join("other"), b"x").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(FileBackend::open(&shared).unwrap());
+        assert_eq!(mode(&shared), 0o755);
+        assert_eq!(mode(&shared.join(DB_FILE_NAME)), 0o600);
+    }
 }

@@ -29,10 +29,7 @@ pub struct ServerConfig {
 impl ServerConfig {
     pub fn dev(address: &str) -> Self {
         ServerConfig {
-            listeners: vec![ListenerConfig {
-                address: address.to_string(),
-                tls: None,
-            }],
+            listeners: vec![ListenerConfig::new(address, None)],
             storage: StorageConfig::Inmem,
             static_seal: None,
             api_addr: None,
@@ -287,6 +284,9 @@ fn listener(body: &Map<String, Value>) -> anyhow::Result<ListenerConfig> {
             "tls_require_and_verify_client_cert",
             "tls_min_version",
             "cluster_address",
+            "http_read_header_timeout",
+            "http_idle_timeout",
+            "max_connections",
         ],
     )?;
     let address = body
@@ -328,8 +328,35 @@ fn listener(body: &Map<String, Value>) -> anyhow::Result<ListenerConfig> {
             _ => bail!("listener: TLS is enabled but tls_cert_file and tls_key_file are not both set (set tls_disable = true for plain HTTP)"),
         }
     };
-    Ok(ListenerConfig { address, tls })
+    let mut cfg = ListenerConfig::new(address, tls);
+    let duration = |k: &str| -> anyhow::Result<Option<std::time::Duration>> {
+        body.get(k)
+            .map(|v| parse_duration_value(v).map_err(|e| anyhow!("listener {k}: {e}")))
+            .transpose()
+    };
+    if let Some(d) = duration("http_read_header_timeout")? {
+        cfg.read_header_timeout = d;
+    }
+    if let Some(d) = duration("http_idle_timeout")? {
+        cfg.idle_timeout = d;
+    }
+    if let Some(v) = body.get("max_connections") {
+        cfg.max_connections = as_string(v, "max_connections")?
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_CONNECTIONS_LIMIT).contains(n))
+            .ok_or_else(|| {
+                anyhow!(
+                    "listener max_connections must be an integer from 1 to {MAX_CONNECTIONS_LIMIT}"
+                )
+            })?;
+    }
+    Ok(cfg)
 }
+
+/// Largest accepted `max_connections`.
+const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
 
 fn static_seal(body: &Map<String, Value>) -> anyhow::Result<StaticSeal> {
     check_keys("seal \"static\"", body, &["current_key_id", "current_key"])?;
@@ -449,6 +476,47 @@ ui = true
         );
         let err = format!("{:#}", load_config(&[f]).unwrap_err());
         assert!(err.contains("bogus_opt"), "{err}");
+    }
+
+    #[test]
+    fn listener_limits() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            d.path(),
+            "l.hcl",
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n}\n",
+        );
+        let l = &load_config(&[f]).unwrap().listeners[0];
+        assert_eq!(l.read_header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(l.idle_timeout, std::time::Duration::from_secs(300));
+        assert_eq!(l.max_connections, 4096);
+        let f = write(
+            d.path(),
+            "m.hcl",
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n http_read_header_timeout = \"1.5s\"\n http_idle_timeout = \"0\"\n max_connections = 8\n}\n",
+        );
+        let l = &load_config(&[f]).unwrap().listeners[0];
+        assert_eq!(
+            l.read_header_timeout,
+            std::time::Duration::from_millis(1500)
+        );
+        assert!(l.idle_timeout.is_zero());
+        assert_eq!(l.max_connections, 8);
+        for bad in [
+            "http_read_header_timeout = \"soon\"",
+            "http_idle_timeout = \"-1s\"",
+            "max_connections = 0",
+            "max_connections = \"many\"",
+        ] {
+            let f = write(
+                d.path(),
+                "n.hcl",
+                &format!("storage \"inmem\" {{}}\nlistener \"tcp\" {{\n tls_disable = true\n {bad}\n}}\n"),
+            );
+            let key = bad.split_whitespace().next().unwrap();
+            let err = format!("{:#}", load_config(&[f]).unwrap_err());
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

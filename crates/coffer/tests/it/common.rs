@@ -40,12 +40,14 @@ impl Drop for Server {
 }
 
 fn spawn(args: &[String], port: u16) -> Server {
-    let mut child = Command::new(bin())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn coffer");
+    spawn_with(args, port, |_| {})
+}
+
+fn spawn_with(args: &[String], port: u16, prepare: impl FnOnce(&mut Command)) -> Server {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    prepare(&mut cmd);
+    let mut child = cmd.spawn().expect("spawn coffer");
     let output = Arc::new(Mutex::new(String::new()));
     for stream in [
         child
@@ -102,18 +104,31 @@ pub fn dev_with(extra: &[&str]) -> Server {
 
 /// Write a config file for `storage` and start `coffer server -config`.
 pub fn with_config(dir: &Path, storage_hcl: &str, extra_hcl: &str) -> Server {
+    with_listener(dir, storage_hcl, "", extra_hcl, |_| {})
+}
+
+/// Like [`with_config`], with `listener_hcl` added to the (plain HTTP) listener block and a hook
+/// to adjust the command before it is spawned (umask, resource limits).
+pub fn with_listener(
+    dir: &Path,
+    storage_hcl: &str,
+    listener_hcl: &str,
+    extra_hcl: &str,
+    prepare: impl FnOnce(&mut Command),
+) -> Server {
     let port = free_port();
     let cfg = dir.join(format!("coffer-{port}.hcl"));
     std::fs::write(
         &cfg,
         format!(
-            "{storage_hcl}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\ndisable_mlock = true\n{extra_hcl}\n"
+            "{storage_hcl}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n{listener_hcl}\n}}\ndisable_mlock = true\n{extra_hcl}\n"
         ),
     )
     .unwrap();
-    spawn(
+    spawn_with(
         &["server".into(), format!("-config={}", cfg.display())],
         port,
+        prepare,
     )
 }
 

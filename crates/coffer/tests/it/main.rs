@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts the real `coffer` binary and drives it over HTTP.
 
 mod adversarial;
+mod adversarial_transport;
 mod audit;
 mod auth;
 mod cli;
