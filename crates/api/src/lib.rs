@@ -1,11 +1,19 @@
 //! Coffer's HTTP layer. Each dialect parses its protocol, authenticates the caller, translates
 //! to core requests and renders the answers; it never decides anything itself.
+//!
+//! - [`dispatch`] picks the dialect of a request by path and headers;
+//! - [`common`] is the plumbing every dialect shares (bodies, decoding, JSON answers);
+//! - [`vault`] is the HashiCorp Vault dialect (`/v1/…`);
+//! - [`listener`] serves the router over plain TCP or TLS.
 
+pub mod common;
+pub mod dispatch;
 pub mod listener;
 pub mod vault;
 
+pub use common::RemoteAddr;
+pub use dispatch::router;
 pub use listener::{bind, serve, Bound, ListenerConfig, TlsFiles};
-pub use vault::router;
 
 /// Largest request body accepted (Vault's default `max_request_size`).
 pub const MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;

@@ -1,6 +1,6 @@
 //! TCP listeners, plain or TLS (rustls with aws-lc-rs), serving an axum router with hyper.
 
-use crate::vault::RemoteAddr;
+use crate::common::RemoteAddr;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;

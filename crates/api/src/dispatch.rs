@@ -1,0 +1,172 @@
+//! Picks the dialect of a request by its path and headers. Every listener serves every dialect.
+//!
+//! | request | dialect |
+//! |---|---|
+//! | `/v1/…` | Vault |
+//! | `POST /` with `X-Amz-Target` | AWS Secrets Manager (JSON 1.1, SigV4) |
+//! | `/secrets…`, `/deletedsecrets…`, `/keys…`, `/certificates…` | Azure Key Vault |
+//! | `…/oauth2/v2.0/token`, `…/.well-known/openid-configuration`, `/common/discovery/instance`, `/msi/…` | identity endpoints (Entra ID compatible) |
+//!
+//! A dialect that is not built yet answers a clear error in its own format (never Vault's 404).
+
+use crate::common::json_with_type;
+use axum::extract::{Request as HttpRequest, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response as HttpResponse;
+use coffer_core::Core;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Which dialect a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Vault,
+    Aws,
+    Azure,
+    Identity,
+    /// Nothing Coffer serves: Vault's bare 404.
+    Unknown,
+}
+
+/// The router every listener serves.
+pub fn router(core: Arc<Core>) -> axum::Router {
+    axum::Router::new().fallback(dispatch).with_state(core)
+}
+
+/// Classify a request (pure: tested below).
+pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Route {
+    if path.starts_with("/v1/") {
+        return Route::Vault;
+    }
+    if path == "/" && method == Method::POST && headers.contains_key("x-amz-target") {
+        return Route::Aws;
+    }
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if matches!(
+        first.as_str(),
+        "secrets"
+            | "deletedsecrets"
+            | "keys"
+            | "deletedkeys"
+            | "certificates"
+            | "deletedcertificates"
+    ) {
+        return Route::Azure;
+    }
+    if path.ends_with("/oauth2/v2.0/token")
+        || path.ends_with("/oauth2/token")
+        || path.ends_with("/.well-known/openid-configuration")
+        || path == "/common/discovery/instance"
+        || path.starts_with("/msi/")
+    {
+        return Route::Identity;
+    }
+    Route::Unknown
+}
+
+async fn dispatch(State(core): State<Arc<Core>>, req: HttpRequest) -> HttpResponse {
+    match classify(req.method(), req.uri().path(), req.headers()) {
+        Route::Vault => crate::vault::handle(State(core), req).await,
+        Route::Aws => aws_unavailable(),
+        Route::Azure => azure_unavailable(),
+        Route::Identity => identity_unavailable(),
+        Route::Unknown => crate::vault::error_response(StatusCode::NOT_FOUND, &[]),
+    }
+}
+
+/// AWS's JSON 1.1 error shape, with a request id as AWS sends.
+fn aws_unavailable() -> HttpResponse {
+    let mut resp = json_with_type(
+        StatusCode::NOT_IMPLEMENTED,
+        &json!({
+            "__type": "NotImplemented",
+            "message": "the AWS Secrets Manager dialect is not available in this Coffer build",
+        }),
+        "application/x-amz-json-1.1",
+    );
+    if let Ok(id) = HeaderValue::from_str(&uuid_v4()) {
+        resp.headers_mut().insert("x-amzn-requestid", id);
+    }
+    resp
+}
+
+/// Azure's error shape.
+fn azure_unavailable() -> HttpResponse {
+    json_with_type(
+        StatusCode::NOT_IMPLEMENTED,
+        &json!({"error": {
+            "code": "NotImplemented",
+            "message": "the Azure Key Vault dialect is not available in this Coffer build",
+        }}),
+        "application/json; charset=utf-8",
+    )
+}
+
+/// OAuth 2.0's error shape (what MSAL parses).
+fn identity_unavailable() -> HttpResponse {
+    json_with_type(
+        StatusCode::NOT_IMPLEMENTED,
+        &json!({
+            "error": "temporarily_unavailable",
+            "error_description": "the identity endpoints are not available in this Coffer build",
+        }),
+        "application/json; charset=utf-8",
+    )
+}
+
+fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: Method, path: &str, target: bool) -> Route {
+        let mut h = HeaderMap::new();
+        if target {
+            h.insert(
+                "x-amz-target",
+                HeaderValue::from_static("secretsmanager.GetSecretValue"),
+            );
+        }
+        classify(&method, path, &h)
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(route(Method::GET, "/v1/secret/data/x", false), Route::Vault);
+        assert_eq!(route(Method::POST, "/v1/sys/init", true), Route::Vault);
+        assert_eq!(route(Method::POST, "/", true), Route::Aws);
+        assert_eq!(route(Method::GET, "/", true), Route::Unknown);
+        assert_eq!(route(Method::POST, "/", false), Route::Unknown);
+        assert_eq!(route(Method::GET, "/secrets/db", false), Route::Azure);
+        assert_eq!(route(Method::GET, "/secrets", false), Route::Azure);
+        assert_eq!(route(Method::GET, "/deletedsecrets", false), Route::Azure);
+        assert_eq!(route(Method::GET, "/keys/k1", false), Route::Azure);
+        assert_eq!(route(Method::GET, "/certificates/c", false), Route::Azure);
+        assert_eq!(
+            route(Method::POST, "/tenant-1/oauth2/v2.0/token", false),
+            Route::Identity
+        );
+        assert_eq!(
+            route(
+                Method::GET,
+                "/tenant-1/v2.0/.well-known/openid-configuration",
+                false
+            ),
+            Route::Identity
+        );
+        assert_eq!(
+            route(Method::GET, "/common/discovery/instance", false),
+            Route::Identity
+        );
+        assert_eq!(route(Method::GET, "/favicon.ico", false), Route::Unknown);
+        assert_eq!(route(Method::GET, "/v1", false), Route::Unknown);
+    }
+}

@@ -1,0 +1,45 @@
+//! Every listener serves every dialect; requests are told apart by path and headers. A dialect
+//! that is not built yet answers a clear error in its own format, never Vault's 404 body.
+
+use crate::common::*;
+use serde_json::Value;
+
+#[test]
+fn requests_reach_the_dialect_they_speak() {
+    let s = dev();
+    let c = &s.client;
+    // AWS: POST / with X-Amz-Target
+    let r = c
+        .post(format!("{}/", s.addr))
+        .header("X-Amz-Target", "secretsmanager.GetSecretValue")
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .body(r#"{"SecretId":"x"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 501);
+    assert!(r.headers().contains_key("x-amzn-requestid"));
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["__type"], "NotImplemented");
+    // Azure Key Vault
+    let r = c
+        .get(format!("{}/secrets/db?api-version=7.4", s.addr))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 501);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"]["code"], "NotImplemented");
+    // identity endpoints
+    let r = c
+        .post(format!("{}/tenant/oauth2/v2.0/token", s.addr))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 501);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"], "temporarily_unavailable");
+    // Vault, and nothing
+    assert_eq!(s.req("GET", "sys/health", None, None).0, 200);
+    let r = c.get(format!("{}/nothing-here", s.addr)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v, serde_json::json!({"errors": []}));
+}
