@@ -5,9 +5,7 @@ use crate::policy_store::normalize_name;
 use crate::request::{AuthInfo, Operation, Response};
 use crate::router::{Engine, EngineRequest};
 use crate::token::{hash_token, NewToken, TokenEntry, TokenStore};
-use crate::util::{
-    format_unix, parse_duration_value, unix_now, value_as_bool, value_as_i64, value_as_string_list,
-};
+use crate::util::{format_unix, unix_now, value_as_i64};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -51,22 +49,14 @@ fn yes() -> bool {
     true
 }
 
+// parameters go through the one parser (`crate::params`), with this module's defaults
+
 fn param_duration(data: &Map<String, Value>, key: &str) -> Result<u64> {
-    match data.get(key) {
-        None => Ok(0),
-        Some(v) => parse_duration_value(v)
-            .map(|d| d.as_secs())
-            .map_err(|_| CoreError::invalid(format!("invalid value for \"{key}\""))),
-    }
+    Ok(crate::params::non_negative_duration(data, key)?.unwrap_or(0))
 }
 
 fn param_bool(data: &Map<String, Value>, key: &str, default: bool) -> Result<bool> {
-    match data.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => value_as_bool(v).ok_or_else(|| {
-            CoreError::invalid(format!("invalid value for \"{key}\": expected a boolean"))
-        }),
-    }
+    Ok(crate::params::bool_param(data, key)?.unwrap_or(default))
 }
 
 fn param_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
@@ -80,14 +70,7 @@ fn param_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<Option<&'a s
 }
 
 fn param_list(data: &Map<String, Value>, key: &str) -> Result<Vec<String>> {
-    match data.get(key) {
-        None => Ok(vec![]),
-        Some(v) => value_as_string_list(v).ok_or_else(|| {
-            CoreError::invalid(format!(
-                "invalid value for \"{key}\": expected a list of strings"
-            ))
-        }),
-    }
+    Ok(crate::params::list_param(data, key)?.unwrap_or_default())
 }
 
 /// A list of policy names in their canonical form (a name that has none is refused).

@@ -9,6 +9,7 @@ pub mod cubbyhole;
 pub mod error;
 pub mod lease;
 pub mod names;
+pub mod params;
 pub mod pipeline;
 pub mod policy;
 pub mod policy_store;
