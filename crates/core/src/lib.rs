@@ -9,6 +9,7 @@ pub mod cubbyhole;
 pub mod error;
 pub mod lease;
 pub mod names;
+pub mod optimistic;
 pub mod params;
 pub mod pipeline;
 pub mod policy;

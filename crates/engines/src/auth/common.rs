@@ -6,6 +6,7 @@
 
 use coffer_core::barrier::{random_bytes, BarrierOp, View};
 use coffer_core::error::{CoreError, ErrorCode, Result};
+use coffer_core::optimistic::{commit_with_retries, Step};
 use coffer_core::request::LoginAuth;
 use coffer_core::router::EngineRequest;
 use coffer_core::util;
@@ -18,8 +19,7 @@ use zeroize::Zeroizing;
 pub(crate) const SYSTEM_MAX_LEASE_TTL: u64 = 768 * 3600;
 
 /// How many times a read-check-write cycle is retried when a concurrent writer won the race.
-/// Every failed attempt means another request committed, so this bounds the work per request.
-pub(crate) const MAX_CAS_RETRIES: usize = 256;
+pub(crate) use coffer_core::optimistic::MAX_ATTEMPTS as MAX_CAS_RETRIES;
 
 /// Longest name or credential Vault HMACs (role names, secret IDs).
 pub(crate) const MAX_HMAC_INPUT: usize = 4096;
@@ -436,9 +436,9 @@ fn key_from_record(rec: &StoredHmacKey) -> Result<aws_lc_rs::hmac::Key> {
 
 async fn load_or_create_key(storage: &View) -> Result<aws_lc_rs::hmac::Key> {
     use base64::Engine as _;
-    for _ in 0..MAX_CAS_RETRIES {
+    let rec = commit_with_retries(storage, || async move {
         if let Some(rec) = storage.get_json::<StoredHmacKey>(HMAC_KEY_PATH).await? {
-            return key_from_record(&rec);
+            return Ok(Step::Done(rec));
         }
         let mut raw = Zeroizing::new([0u8; 32]);
         random_bytes(raw.as_mut())?;
@@ -447,13 +447,10 @@ async fn load_or_create_key(storage: &View) -> Result<aws_lc_rs::hmac::Key> {
         };
         // create only if nobody else did in the meantime (another request or node)
         let ops = vec![op_check(HMAC_KEY_PATH, None), op_put(HMAC_KEY_PATH, &rec)?];
-        match storage.transaction(ops).await {
-            Ok(()) => return key_from_record(&rec),
-            Err(e) if is_cas_failure(&e) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(too_much_contention())
+        Ok(Step::Commit(ops, rec))
+    })
+    .await?;
+    key_from_record(&rec)
 }
 
 /// A random UUID (v4) from the OS CSPRNG via aws-lc.

@@ -11,10 +11,11 @@
 //! names that do not exist are tracked in memory only. Records with nothing left to remember
 //! are swept at most once per counter-reset window.
 
-use super::common::{bool_param, duration_param, int_param, MAX_CAS_RETRIES};
-use super::common::{is_cas_failure, load, op_check, op_delete, op_put, too_much_contention};
+use super::common::{bool_param, duration_param, int_param};
+use super::common::{is_cas_failure, load, op_check, op_delete, op_put};
 use coffer_core::barrier::View;
 use coffer_core::error::Result;
+use coffer_core::optimistic::{commit_with_retries, Step};
 use coffer_core::router::MountEntry;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -332,24 +333,22 @@ impl Drop for Attempt<'_> {
 
 /// Count one failure for `key` in storage (read-check-write, retried on a concurrent change).
 async fn record_failure(storage: &View, key: &str, cfg: &LockoutConfig, now: f64) -> Result<()> {
-    let skey = lockout_key(key);
-    for _ in 0..MAX_CAS_RETRIES {
-        let (prev, bytes) = match load::<LockoutEntry>(storage, &skey, "lockout").await? {
+    let skey = &lockout_key(key);
+    commit_with_retries(storage, || async move {
+        let (prev, bytes) = match load::<LockoutEntry>(storage, skey, "lockout").await? {
             Some((e, b)) => (Some(e), Some(b)),
             None => (None, None),
         };
         let next = LockoutEntry::after_failure(prev, now, cfg);
-        let ops = vec![
-            op_check(skey.clone(), bytes.as_ref()),
-            op_put(skey.clone(), &next)?,
-        ];
-        match storage.transaction(ops).await {
-            Ok(()) => return Ok(()),
-            Err(e) if is_cas_failure(&e) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(too_much_contention())
+        Ok(Step::Commit(
+            vec![
+                op_check(skey.clone(), bytes.as_ref()),
+                op_put(skey.clone(), &next)?,
+            ],
+            (),
+        ))
+    })
+    .await
 }
 
 /// Delete the stored record of `key` (a failure recorded meanwhile stays).

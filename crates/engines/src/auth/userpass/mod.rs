@@ -17,15 +17,15 @@
 mod tests;
 
 use super::common::{
-    cidr_param, display_source, equivalent_policies, is_cas_failure, is_write, list_param, load,
+    cidr_param, display_source, equivalent_policies, is_write, list_param, load,
     non_negative_duration, not_found, op_check, op_put, parse_policies, present, secret_param,
-    too_much_contention, unsupported_path, upgrade_legacy, valid_name, Clock, TokenParams,
-    MAX_CAS_RETRIES,
+    unsupported_path, upgrade_legacy, valid_name, Clock, TokenParams,
 };
 use super::lockout::{Lockout, LockoutConfig};
 use super::password;
 use async_trait::async_trait;
 use coffer_core::error::{CoreError, Result};
+use coffer_core::optimistic::{commit_with_retries, Step};
 use coffer_core::request::{Operation, Response};
 use coffer_core::router::{Engine, EngineFactory, EngineRequest, MountEntry};
 use coffer_core::util::cidrs_allow;
@@ -257,10 +257,12 @@ impl UserpassEngine {
             Some(_) => Some(required_password(req.data)?),
             None => None,
         };
-        let key = user_key(name);
-        let mut hash: Option<String> = None;
-        for _ in 0..MAX_CAS_RETRIES {
-            let existing = load::<UserEntry>(req.storage, &key, "user").await?;
+        let key = &user_key(name);
+        let password = &password;
+        // hashed once, on the first attempt that got past validation
+        let hash = &parking_lot::Mutex::new(None::<String>);
+        commit_with_retries(req.storage, || async move {
+            let existing = load::<UserEntry>(req.storage, key, "user").await?;
             let (mut user, prev) = match existing {
                 Some((u, bytes)) => (u, Some(bytes)),
                 None if password.is_none() => return Err(CoreError::invalid("missing password")),
@@ -268,47 +270,50 @@ impl UserpassEngine {
             };
             // validate everything before the (slow) hashing and any write
             user.apply(req.data)?;
-            if let Some(p) = &password {
-                if hash.is_none() {
-                    hash = Some(self.hash(p.clone()).await?);
-                }
-                user.password_hash = hash.clone().unwrap_or_default();
+            if let Some(p) = password {
+                let cached = hash.lock().clone();
+                let h = match cached {
+                    Some(h) => h,
+                    None => {
+                        let h = self.hash(p.clone()).await?;
+                        *hash.lock() = Some(h.clone());
+                        h
+                    }
+                };
+                user.password_hash = h;
             }
-            let ops = vec![
-                op_check(key.clone(), prev.as_ref()),
-                op_put(key.clone(), &user)?,
-            ];
-            match req.storage.transaction(ops).await {
-                Ok(()) => return Ok(None),
-                Err(e) if is_cas_failure(&e) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(too_much_contention())
+            Ok(Step::Commit(
+                vec![
+                    op_check(key.clone(), prev.as_ref()),
+                    op_put(key.clone(), &user)?,
+                ],
+                None,
+            ))
+        })
+        .await
     }
 
     /// Change an existing user with `f` (user missing: Vault's "username does not exist").
-    async fn modify_user<F>(&self, req: &EngineRequest<'_>, name: &str, mut f: F) -> Result<()>
+    async fn modify_user<F>(&self, req: &EngineRequest<'_>, name: &str, f: F) -> Result<()>
     where
         F: FnMut(&mut UserEntry) -> Result<()>,
     {
-        let key = user_key(name);
-        for _ in 0..MAX_CAS_RETRIES {
-            let (mut user, bytes) = load::<UserEntry>(req.storage, &key, "user")
+        let key = &user_key(name);
+        let f = &parking_lot::Mutex::new(f);
+        commit_with_retries(req.storage, || async move {
+            let (mut user, bytes) = load::<UserEntry>(req.storage, key, "user")
                 .await?
                 .ok_or_else(username_missing)?;
-            f(&mut user)?;
-            let ops = vec![
-                op_check(key.clone(), Some(&bytes)),
-                op_put(key.clone(), &user)?,
-            ];
-            match req.storage.transaction(ops).await {
-                Ok(()) => return Ok(()),
-                Err(e) if is_cas_failure(&e) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(too_much_contention())
+            (f.lock())(&mut user)?;
+            Ok(Step::Commit(
+                vec![
+                    op_check(key.clone(), Some(&bytes)),
+                    op_put(key.clone(), &user)?,
+                ],
+                (),
+            ))
+        })
+        .await
     }
 
     async fn update_password(
