@@ -1,0 +1,57 @@
+//! `sys/wrapping/*`: wrap, unwrap, lookup, rewrap (the response-wrapping machinery is in
+//! [`crate::wrapping`]).
+
+use super::str_param;
+use crate::core::Active;
+use crate::error::{CoreError, Result};
+use crate::request::{Operation, Request, Response};
+
+/// Whether `rest` (the path below `sys/`) is served here.
+pub(super) fn owns(rest: &str) -> bool {
+    rest.starts_with("wrapping/")
+}
+
+pub(super) async fn dispatch(
+    active: &Active,
+    req: &Request,
+    rest: &str,
+    op: Operation,
+) -> Result<Response> {
+    let d = &req.data;
+    match (rest, op) {
+        ("wrapping/unwrap" | "wrapping/lookup" | "wrapping/rewrap", Operation::Update)
+        | ("wrapping/lookup", Operation::Read) => {
+            // the wrapping token is the credential: from the body, else the request's token
+            let token = match str_param(d, "token")? {
+                Some(t) if !t.is_empty() => t.to_string(),
+                _ => req
+                    .token
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| CoreError::invalid("no wrapping token given"))?,
+            };
+            match rest {
+                "wrapping/unwrap" => crate::wrapping::unwrap(active, &token).await,
+                "wrapping/rewrap" => crate::wrapping::rewrap(active, &token).await,
+                _ => crate::wrapping::lookup(active, &token).await,
+            }
+        }
+        ("wrapping/wrap", Operation::Update) => {
+            let ttl = req
+                .wrap_ttl
+                .as_deref()
+                .filter(|w| !w.is_empty())
+                .ok_or_else(|| {
+                    CoreError::invalid(
+                        "wrapping requested but no wrap TTL given (X-Vault-Wrap-TTL)",
+                    )
+                })?;
+            let ttl = crate::wrapping::parse_wrap_ttl(ttl)?;
+            if d.is_empty() {
+                return Err(CoreError::invalid("empty data to wrap"));
+            }
+            crate::wrapping::wrap(active, Response::data(d.clone()), "sys/wrapping/wrap", ttl).await
+        }
+        _ => Err(CoreError::unsupported_path(&req.path)),
+    }
+}
