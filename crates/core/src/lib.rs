@@ -11,6 +11,7 @@ pub mod lease;
 pub mod names;
 pub mod policy;
 pub mod policy_store;
+pub mod rekey;
 pub mod request;
 pub mod router;
 pub mod seal;

@@ -6,6 +6,7 @@ mod audit;
 mod leases;
 mod mounts;
 mod policy;
+mod seal_admin;
 mod wrapping;
 
 use crate::core::{Active, Core};
@@ -24,6 +25,9 @@ pub(crate) fn needs_sudo(rest: &str, op: Operation) -> bool {
         || rest == "step-down"
         || rest.starts_with("raw")
         || rest.starts_with("audit")
+        || rest == "remount"
+        || rest == "rekey/backup"
+        || rest == "rekey/recovery-key-backup"
         || (rest.starts_with("auth/") && !rest.ends_with("/tune") && op != Operation::Read)
         || rest.starts_with("leases/revoke-prefix/")
         || rest.starts_with("leases/revoke-force/")
@@ -48,7 +52,7 @@ pub(crate) fn unauthenticated(rest: &str) -> bool {
             | "wrapping/unwrap"
             | "wrapping/lookup"
             | "wrapping/rewrap"
-    )
+    ) || seal_admin::unauthenticated(rest)
 }
 
 /// Run a `sys/` request that the core has already authenticated, authorized and audited.
@@ -77,6 +81,7 @@ pub(crate) async fn dispatch(
         (p, _) if policy::owns(p) => policy::dispatch(active, p, op, d, caller, &req.path).await,
         (p, _) if audit::owns(p) => audit::dispatch(active, p, op, d, &req.path).await,
         (p, _) if wrapping::owns(p) => wrapping::dispatch(active, req, p, op).await,
+        (p, _) if seal_admin::owns(p) => seal_admin::dispatch(core, p, op, d).await,
         (p, _) if leases::owns(p) => leases::dispatch(active, p, op, d, &req.path).await,
         ("rotate", Operation::Update) => {
             core.rotate().await?;
