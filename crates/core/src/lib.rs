@@ -12,6 +12,7 @@ pub mod names;
 pub mod policy;
 pub mod policy_store;
 pub mod rekey;
+pub mod remount;
 pub mod request;
 pub mod router;
 pub mod seal;

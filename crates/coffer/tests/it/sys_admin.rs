@@ -1,5 +1,5 @@
 //! Seal administration over HTTP, as Vault answers it: rekey (with and without verification),
-//! root token generation.
+//! root token generation, remount, and wrapping an empty payload.
 
 use crate::common::*;
 use base64::Engine as _;
@@ -532,4 +532,143 @@ fn static_seal_refuses_rekey_and_generate_root() {
         assert_eq!(st, 400, "{m} {p}: {v}");
         assert!(error(&v).contains("static seal"), "{v}");
     }
+}
+
+#[test]
+fn remount_moves_a_mount_and_its_data() {
+    let s = dev();
+    let (st, _) = s.root(
+        "POST",
+        "sys/mounts/src-kv",
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert_eq!(st, 204);
+    s.root(
+        "POST",
+        "src-kv/data/app",
+        Some(json!({"data": {"pw": "moved-with-the-mount"}})),
+    );
+    let uuid = s.root("GET", "sys/mounts", None).1["src-kv/"]["uuid"].clone();
+
+    // refusals
+    for (body, status, msg) in [
+        (
+            json!({"from": "sys", "to": "x"}),
+            400,
+            "cannot remount \"sys/\"",
+        ),
+        (
+            json!({"from": "src-kv", "to": "cubbyhole"}),
+            400,
+            "cannot remount to destination",
+        ),
+        (
+            json!({"from": "src-kv", "to": "secret"}),
+            400,
+            "path already in use at \"secret/\"",
+        ),
+        (
+            json!({"from": "src-kv", "to": "src-kv/sub"}),
+            400,
+            "path already in use",
+        ),
+        (
+            json!({"from": "nope", "to": "x"}),
+            400,
+            "no matching mount at \"nope/\"",
+        ),
+        (
+            json!({"from": "src-kv", "to": "auth/x"}),
+            400,
+            "non-auth mount to auth mount",
+        ),
+        (json!({"from": "src-kv"}), 400, "both 'from' and 'to'"),
+    ] {
+        let (st, v) = s.root("POST", "sys/remount", Some(body.clone()));
+        assert_eq!(st, status, "{body}: {v}");
+        assert!(error(&v).contains(msg), "{body}: {v}");
+    }
+    // sudo is needed
+    s.policy(
+        "remounter",
+        "path \"sys/remount\" { capabilities = [\"update\"] }",
+    );
+    let t = s.token_with(&["remounter"]);
+    let (st, _) = s.req(
+        "POST",
+        "sys/remount",
+        Some(t.as_str()),
+        Some(json!({"from": "src-kv", "to": "dst-kv"})),
+    );
+    assert_eq!(st, 403);
+
+    let (st, v) = s.root(
+        "POST",
+        "sys/remount",
+        Some(json!({"from": "src-kv", "to": "dst-kv"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let id = v["data"]["migration_id"].as_str().unwrap().to_string();
+    let (st, v) = s.root("GET", &format!("sys/remount/status/{id}"), None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["migration_id"], id.as_str());
+    assert_eq!(
+        v["data"]["migration_info"],
+        json!({"source_mount": "src-kv/", "target_mount": "dst-kv/", "status": "success"})
+    );
+    assert_eq!(s.root("GET", "sys/remount/status/unknown-id", None).0, 404);
+
+    // the data moved with the mount (same storage, same UUID)
+    let (st, v) = s.root("GET", "dst-kv/data/app", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["data"]["pw"], "moved-with-the-mount");
+    assert_eq!(s.root("GET", "src-kv/data/app", None).0, 404);
+    let mounts = s.root("GET", "sys/mounts", None).1;
+    assert!(mounts.get("src-kv/").is_none());
+    assert_eq!(mounts["dst-kv/"]["uuid"], uuid);
+    // and it can move again, to where it was
+    let (st, _) = s.root(
+        "POST",
+        "sys/remount",
+        Some(json!({"from": "dst-kv/", "to": "src-kv/"})),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(s.root("GET", "src-kv/data/app", None).0, 200);
+}
+
+#[test]
+fn wrapping_an_empty_payload_and_auditing_seal_administration() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let s = dev();
+    let (st, v) = s.root(
+        "PUT",
+        "sys/audit/file",
+        Some(json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}})),
+    );
+    assert_eq!(st, 204, "{v}");
+
+    // without a wrap TTL Vault refuses; with one, even an empty body is wrapped
+    let (st, v) = s.root("POST", "sys/wrapping/wrap", None);
+    assert_eq!(st, 400);
+    assert_eq!(error(&v), "endpoint requires response wrapping to be used");
+    let r = s
+        .client
+        .post(format!("{}/v1/sys/wrapping/wrap", s.addr))
+        .header("X-Vault-Token", &s.token)
+        .header("X-Vault-Wrap-TTL", "60")
+        .send()
+        .unwrap();
+    let (st, v) = decode(r);
+    assert_eq!(st, 200, "{v}");
+    let wt = v["wrap_info"]["token"].as_str().unwrap().to_string();
+    let (st, v) = s.req("POST", "sys/wrapping/unwrap", Some(wt.as_str()), None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"], json!({}));
+
+    // the unauthenticated seal administration goes through the audited pipeline
+    let (st, _) = s.req("GET", "sys/generate-root/attempt", None, None);
+    assert_eq!(st, 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("sys/generate-root/attempt"), "not audited");
 }

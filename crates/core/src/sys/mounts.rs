@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 /// Whether `rest` (the path below `sys/`) is served here.
 pub(super) fn owns(rest: &str) -> bool {
-    matches!(rest, "mounts" | "auth" | "internal/ui/mounts")
+    matches!(rest, "mounts" | "auth" | "internal/ui/mounts" | "remount")
+        || rest.starts_with("remount/status/")
         || rest.starts_with("mounts/")
         || rest.starts_with("auth/")
         || rest.starts_with("internal/ui/mounts/")
@@ -29,6 +30,27 @@ pub(super) async fn dispatch(
 ) -> Result<Response> {
     match (rest, op) {
         ("mounts", Operation::Read) => Ok(top_level(list_mounts(active, false))),
+        ("remount", Operation::Update) => {
+            let path = |k: &str| match d.get(k) {
+                Some(Value::String(s)) => Ok(s.as_str()),
+                None | Some(Value::Null) => Ok(""),
+                Some(_) => Err(CoreError::invalid(
+                    "both 'from' and 'to' path must be specified as a string",
+                )),
+            };
+            let id = core.remount(path("from")?, path("to")?).await?;
+            Ok(Response::from_value(json!({ "migration_id": id })))
+        }
+        (p, Operation::Read) if p.starts_with("remount/status/") => {
+            let id = &p["remount/status/".len()..];
+            match core.remount_status(id).await? {
+                Some(info) => Ok(Response::from_value(json!({
+                    "migration_id": id,
+                    "migration_info": info,
+                }))),
+                None => Err(CoreError::not_found("")),
+            }
+        }
         ("auth", Operation::Read) => Ok(top_level(list_mounts(active, true))),
         (p, _) if p.starts_with("mounts/") => {
             mounts_path(core, active, &p["mounts/".len()..], op, d, false).await
@@ -55,7 +77,9 @@ pub(super) async fn dispatch(
             m.insert("path".into(), mount.entry.path.clone().into());
             Ok(Response::data(m))
         }
-        ("mounts" | "auth" | "internal/ui/mounts", _) => Err(CoreError::unsupported_operation()),
+        ("mounts" | "auth" | "internal/ui/mounts" | "remount", _) => {
+            Err(CoreError::unsupported_operation())
+        }
         _ => Err(CoreError::unsupported_path(full_path)),
     }
 }

@@ -37,19 +37,16 @@ pub(super) async fn dispatch(
             }
         }
         ("wrapping/wrap", Operation::Update) => {
+            // as Vault: the wrap TTL is required, and any body is wrapped as given, an empty one
+            // too (unwrapping it answers empty data)
             let ttl = req
                 .wrap_ttl
                 .as_deref()
                 .filter(|w| !w.is_empty())
                 .ok_or_else(|| {
-                    CoreError::invalid(
-                        "wrapping requested but no wrap TTL given (X-Vault-Wrap-TTL)",
-                    )
+                    CoreError::invalid("endpoint requires response wrapping to be used")
                 })?;
             let ttl = crate::wrapping::parse_wrap_ttl(ttl)?;
-            if d.is_empty() {
-                return Err(CoreError::invalid("empty data to wrap"));
-            }
             crate::wrapping::wrap(active, Response::data(d.clone()), "sys/wrapping/wrap", ttl).await
         }
         _ => Err(CoreError::unsupported_path(&req.path)),
