@@ -9,7 +9,7 @@ use axum::extract::{Request as HttpRequest, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response as HttpResponse;
 use coffer_core::error::{CoreError, ErrorCode};
-use coffer_core::request::{Credential, Dialect, Operation, Request, Response};
+use coffer_core::request::{Credential, Dialect, Operation, Request, Response, KIND_BARE};
 use coffer_core::seal::InitParams;
 use coffer_core::util::value_as_bool;
 use coffer_core::Core;
@@ -398,6 +398,11 @@ pub(crate) async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> H
                 .status
                 .and_then(|s| StatusCode::from_u16(s).ok())
                 .unwrap_or(StatusCode::OK);
+            if resp.kind == Some(KIND_BARE) {
+                // Vault's rekey and root generation endpoints answer without an envelope
+                let body = Value::Object(resp.data.unwrap_or_default());
+                return json_response(status, &body);
+            }
             json_response(status, &envelope(&req_id, &resp))
         }
         Err(e) => core_error(&e),

@@ -351,6 +351,45 @@ impl Barrier {
         })
     }
 
+    /// Whether `candidate` is the root key protecting the keyring (compared in constant time).
+    pub fn verify_root(&self, candidate: &[u8]) -> Result<bool> {
+        let ring = self.ring()?;
+        Ok(subtle::ConstantTimeEq::ct_eq(ring.root.as_bytes().as_slice(), candidate).into())
+    }
+
+    /// Protect the keyring with `new_root` from now on (rekey). The re-encrypted keyring is
+    /// written in one transaction with `extra` raw records (the new seal configuration), so the
+    /// stored keyring and the seal configuration never disagree. The data keys stay as they are.
+    pub async fn rekey(&self, new_root: &SecretKey, extra: Vec<TxnOp>) -> Result<()> {
+        let old = self.ring()?;
+        let mut terms = BTreeMap::new();
+        for (t, k) in &old.terms {
+            terms.insert(
+                *t,
+                TermKey {
+                    aead: aead_key(&k.key)?,
+                    key: k.key.clone(),
+                    install_time: k.install_time.clone(),
+                },
+            );
+        }
+        let ring = Keyring {
+            root: new_root.clone(),
+            active: old.active,
+            terms,
+        };
+        let plain = ring.serialize()?;
+        let blob = encrypt_standalone(&ring.root, KEYRING_PATH.as_bytes(), &plain)?;
+        let mut ops = vec![TxnOp::Put {
+            key: KEYRING_PATH.to_string(),
+            value: blob,
+        }];
+        ops.extend(extra);
+        self.backend.transaction(ops).await?;
+        self.keyring.store(Some(Arc::new(ring)));
+        Ok(())
+    }
+
     pub fn key_status(&self) -> Result<KeyStatus> {
         let ring = self.ring()?;
         let active = ring
@@ -592,6 +631,35 @@ mod tests {
         b.unseal(&root).await.unwrap();
         assert_eq!(&**b.get("logical/b").await.unwrap().unwrap(), b"second");
         assert_eq!(b.key_status().unwrap().term, 2);
+    }
+
+    #[tokio::test]
+    async fn rekey_changes_the_root_and_keeps_the_data() {
+        let backend: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let b = Barrier::new(backend.clone());
+        let old = SecretKey::generate().unwrap();
+        b.initialize(&old).await.unwrap();
+        b.put("logical/a", b"kept").await.unwrap();
+        assert!(b.verify_root(old.as_bytes()).unwrap());
+        let new = SecretKey::generate().unwrap();
+        let extra = vec![TxnOp::Put {
+            key: "core/seal-config".into(),
+            value: b"cfg".to_vec(),
+        }];
+        b.rekey(&new, extra).await.unwrap();
+        assert!(b.verify_root(new.as_bytes()).unwrap());
+        assert!(!b.verify_root(old.as_bytes()).unwrap());
+        assert_eq!(
+            backend.get("core/seal-config").await.unwrap().unwrap(),
+            b"cfg"
+        );
+        b.seal();
+        assert!(
+            b.unseal(&old).await.is_err(),
+            "the old root key must no longer open it"
+        );
+        b.unseal(&new).await.unwrap();
+        assert_eq!(&**b.get("logical/a").await.unwrap().unwrap(), b"kept");
     }
 
     #[test]

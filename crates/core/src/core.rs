@@ -89,6 +89,12 @@ impl Core {
         &self.barrier
     }
 
+    /// The lock that serializes seal transitions, with the progress it guards (unseal shares,
+    /// rekey and root generation); for the seal administration in `rekey.rs`.
+    pub(crate) fn transition(&self) -> &tokio::sync::Mutex<UnsealProgress> {
+        &self.transition
+    }
+
     pub fn storage_kind(&self) -> &'static str {
         self.barrier.raw().kind()
     }
@@ -102,7 +108,7 @@ impl Core {
         self.active.load_full().ok_or_else(CoreError::sealed)
     }
 
-    async fn seal_config(&self) -> Result<Option<SealConfig>> {
+    pub(crate) async fn seal_config(&self) -> Result<Option<SealConfig>> {
         match self.barrier.raw().get(SEAL_CONFIG_PATH).await? {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b)
@@ -468,7 +474,7 @@ impl Core {
     }
 
     /// Build the live mount for an entry (the token auth method is built in).
-    fn instantiate(&self, active: &Arc<Active>, entry: MountEntry) -> Result<Mount> {
+    pub(crate) fn instantiate(&self, active: &Arc<Active>, entry: MountEntry) -> Result<Mount> {
         let view = View::new(self.barrier.clone(), entry.storage_prefix());
         let engine: Arc<dyn crate::router::Engine> = match entry.kind.as_str() {
             "token" => Arc::new(crate::auth_token::TokenEngine::new(

@@ -14,6 +14,8 @@ pub mod params;
 pub mod pipeline;
 pub mod policy;
 pub mod policy_store;
+pub mod rekey;
+pub mod remount;
 pub mod request;
 pub mod router;
 pub mod seal;

@@ -28,17 +28,24 @@ pub struct StaticSeal {
     pub key: SecretKey,
 }
 
-/// Key shares collected so far during a Shamir unseal.
+/// Key shares collected so far during a Shamir unseal, and the state of a rekey or root token
+/// generation in progress (both need key shares too). Guarded by the core's transition lock.
 #[derive(Default)]
 pub struct UnsealProgress {
     pub shares: Vec<Zeroizing<Vec<u8>>>,
     pub nonce: String,
+    pub rekey: Option<crate::rekey::RekeyState>,
+    pub generate_root: Option<crate::rekey::GenerateRootState>,
 }
 
 impl UnsealProgress {
+    /// Forget every share collected (on seal, unseal reset, init): key material never outlives
+    /// the unsealed state it was given for.
     pub fn reset(&mut self) {
         self.shares.clear();
         self.nonce.clear();
+        self.rekey = None;
+        self.generate_root = None;
     }
 }
 

@@ -13,5 +13,6 @@ mod policy;
 mod seal;
 mod security;
 mod storage;
+mod sys_admin;
 mod tls;
 mod tokens;

@@ -1,0 +1,123 @@
+//! The `sys/` API that runs through the router: mounts, policies, capabilities, keys, seal.
+//! (`sys/init`, `sys/unseal`, `sys/seal-status` and `sys/health` work while sealed and are
+//! served by the dialect from [`Core`]'s seal methods directly.)
+
+mod audit;
+mod leases;
+mod mounts;
+mod policy;
+mod seal_admin;
+mod wrapping;
+
+use crate::core::{Active, Core};
+use crate::error::{CoreError, Result};
+use crate::request::{Operation, Request, Response};
+use crate::token::TokenEntry;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+pub(crate) use leases::revoke_lease;
+
+/// Paths under `sys/` that need `sudo` (Vault's root-protected sys paths).
+pub(crate) fn needs_sudo(rest: &str, op: Operation) -> bool {
+    rest == "rotate"
+        || rest == "seal"
+        || rest == "step-down"
+        || rest.starts_with("raw")
+        || rest.starts_with("audit")
+        || rest == "remount"
+        || rest == "rekey/backup"
+        || rest == "rekey/recovery-key-backup"
+        || (rest.starts_with("auth/") && !rest.ends_with("/tune") && op != Operation::Read)
+        || rest.starts_with("leases/revoke-prefix/")
+        || rest.starts_with("leases/revoke-force/")
+        || (rest.starts_with("leases/lookup") && op == Operation::List)
+}
+
+/// Paths under `sys/` open to any valid token without an ACL check. As in Vault, a client may
+/// ask which mount serves a path and how (`coffer kv` and `vault kv` use it to find the kv
+/// version); the data itself stays behind the ACL.
+pub(crate) fn any_valid_token(rest: &str) -> bool {
+    rest.starts_with("internal/ui/mounts/")
+}
+
+/// Paths under `sys/` answered without a token.
+pub(crate) fn unauthenticated(rest: &str) -> bool {
+    matches!(
+        rest,
+        "leader"
+            | "health"
+            | "seal-status"
+            | "init"
+            | "wrapping/unwrap"
+            | "wrapping/lookup"
+            | "wrapping/rewrap"
+    ) || seal_admin::unauthenticated(rest)
+}
+
+/// Run a `sys/` request that the core has already authenticated, authorized and audited.
+pub(crate) async fn dispatch(
+    core: &Core,
+    active: &Active,
+    req: &Request,
+    rest: &str,
+    op: Operation,
+    caller: Option<Arc<TokenEntry>>,
+) -> Result<Response> {
+    let d = &req.data;
+    match (rest, op) {
+        ("leader", Operation::Read) => Ok(top_level_value(json!({
+            "ha_enabled": false,
+            "is_self": false,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0
+        }))),
+        (p, _) if mounts::owns(p) => {
+            mounts::dispatch(core, active, p, op, d, caller, &req.path).await
+        }
+        (p, _) if policy::owns(p) => policy::dispatch(active, p, op, d, caller, &req.path).await,
+        (p, _) if audit::owns(p) => audit::dispatch(active, p, op, d, &req.path).await,
+        (p, _) if wrapping::owns(p) => wrapping::dispatch(active, req, p, op).await,
+        (p, _) if seal_admin::owns(p) => seal_admin::dispatch(core, p, op, d).await,
+        (p, _) if leases::owns(p) => leases::dispatch(active, p, op, d, &req.path).await,
+        ("rotate", Operation::Update) => {
+            core.rotate().await?;
+            Ok(Response::default())
+        }
+        ("key-status", Operation::Read) => {
+            let st = core.barrier().key_status()?;
+            Ok(Response::from_value(json!({
+                "term": st.term,
+                "install_time": st.install_time,
+                "encryptions": 0
+            })))
+        }
+        // the core seals once this request's response entry is written (see Core::handle)
+        ("seal", Operation::Update) => Ok(Response::default()),
+        ("leader" | "rotate" | "key-status" | "seal", _) => Err(CoreError::unsupported_operation()),
+        _ => Err(CoreError::unsupported_path(&req.path)),
+    }
+}
+
+fn top_level_value(v: Value) -> Response {
+    let mut r = Response::from_value(v);
+    r.data_at_top_level = true;
+    r
+}
+
+fn top_level(m: Map<String, Value>) -> Response {
+    let mut r = Response::data(m);
+    r.data_at_top_level = true;
+    r
+}
+
+fn str_param<'a>(d: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
+    match d.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(CoreError::invalid(format!("\"{key}\" must be a string"))),
+    }
+}
