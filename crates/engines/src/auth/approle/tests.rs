@@ -1,6 +1,7 @@
 //! AppRole driven through the `Engine` trait over an in-memory barrier.
 
 use super::*;
+use crate::auth::common::MAX_HMAC_INPUT;
 use crate::auth::test_util::{call_engine, ip, mount_entry, Env};
 use coffer_core::error::ErrorCode;
 use coffer_core::request::Operation::{Create, Delete, List, Read, Update};
