@@ -4,6 +4,9 @@ The binary is taken from $COFFER_BIN (scripts/test sets it), falling back to tar
 
 * ``dev_server``   -- one `coffer server -dev` per test session (in-memory, unsealed, known root token).
                       Tests share it, so every test works under its own uuid-named paths/mounts/policies.
+                      Its HTTPS listener takes a port of the kernel's choosing (never 8443).
+* ``dev_tls_server`` -- a fresh `coffer server -dev` per test with both listeners on free ports, for
+                      tests of the HTTPS listener; ``exports()`` parses the `export` lines it printed.
 * ``config_server`` -- a fresh `coffer server -config=<file>` per test, with file storage in a tmp dir;
                       it starts uninitialized and sealed. ``restart()`` keeps the data directory.
 * ``client``       -- ``hvac.Client`` with the dev server's root token.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import socket
 import subprocess
 import tempfile
@@ -169,6 +173,25 @@ class DevServer:
         return self.process.output()
 
 
+class DevTlsServer(DevServer):
+    """`coffer server -dev` whose HTTPS listener is on a known free port."""
+
+    def __init__(self, process: CofferProcess, root_token: str, tls_port: int):
+        super().__init__(process, root_token)
+        self.https_url = f"https://127.0.0.1:{tls_port}"
+
+    def exports(self) -> dict[str, list[str]]:
+        """The `$ export NAME='value'` lines of the dev banner, parsed as a shell would, in order."""
+        out: dict[str, list[str]] = {}
+        for line in self.output().splitlines():
+            line = line.strip()
+            if line.startswith("$ export "):
+                for word in shlex.split(line[len("$ export "):]):
+                    name, _, value = word.partition("=")
+                    out.setdefault(name, []).append(value)
+        return out
+
+
 class ConfigServer:
     """`coffer server -config=<file>` with file storage; starts uninitialized and sealed."""
 
@@ -213,11 +236,32 @@ def dev_server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("coffer-dev")
 
     def args(port: int) -> list[str]:
-        return ["server", "-dev", f"-dev-root-token-id={root}", f"-dev-listen-address=127.0.0.1:{port}"]
+        return ["server", "-dev", f"-dev-root-token-id={root}", f"-dev-listen-address=127.0.0.1:{port}",
+                "-dev-tls-listen-address=127.0.0.1:0"]
 
     proc = _start(args, workdir)
     try:
         yield DevServer(proc, root)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def dev_tls_server(tmp_path):
+    root = "root-" + secrets.token_hex(12)
+    tls_ports: list[int] = []
+
+    def args(port: int) -> list[str]:
+        tls_port = free_port()
+        while tls_port == port:
+            tls_port = free_port()
+        tls_ports.append(tls_port)
+        return ["server", "-dev", f"-dev-root-token-id={root}", f"-dev-listen-address=127.0.0.1:{port}",
+                f"-dev-tls-listen-address=127.0.0.1:{tls_port}"]
+
+    proc = _start(args, tmp_path)
+    try:
+        yield DevTlsServer(proc, root, tls_ports[-1])
     finally:
         proc.stop()
 

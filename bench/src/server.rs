@@ -68,9 +68,13 @@ impl Coffer {
     fn spawn(bin: &Path, args: &[String], addr: SocketAddr, log: PathBuf) -> Result<Coffer> {
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
+        // temporary files (a dev server's TLS directory) go to the run's directory, removed with
+        // it even when the server is killed
+        let tmp = log.parent().unwrap_or(Path::new("."));
         let spawned_at = Instant::now();
         let child = Command::new(bin)
             .args(args)
+            .env("TMPDIR", tmp)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -97,6 +101,8 @@ impl Coffer {
                 "-dev".to_string(),
                 format!("-dev-root-token-id={root_token}"),
                 format!("-dev-listen-address={addr}"),
+                // the dev HTTPS listener on a port of the kernel's choosing, never 8443
+                "-dev-tls-listen-address=127.0.0.1:0".to_string(),
             ];
             let log = dir.join(format!("coffer-dev-{attempt}.log"));
             let mut srv = Coffer::spawn(bin, &args, addr, log)?;

@@ -126,6 +126,10 @@ struct ServerCmd {
     /// Listen address in development mode [env: COFFER_DEV_LISTEN_ADDRESS, VAULT_DEV_LISTEN_ADDRESS]
     #[arg(long, value_name = "ADDR")]
     dev_listen_address: Option<String>,
+    /// HTTPS listen address in development mode, with a CA generated at start (default
+    /// 127.0.0.1:8443) [env: COFFER_DEV_TLS_LISTEN_ADDRESS]
+    #[arg(long, value_name = "ADDR")]
+    dev_tls_listen_address: Option<String>,
     /// Configuration file or directory (repeatable)
     #[arg(long, value_name = "FILE")]
     config: Vec<PathBuf>,
@@ -148,6 +152,10 @@ impl ServerCmd {
             dev_listen_address: self
                 .dev_listen_address
                 .or_else(|| first_env(&["COFFER_DEV_LISTEN_ADDRESS", "VAULT_DEV_LISTEN_ADDRESS"])),
+            // Vault has no such listener, hence no VAULT_ variable
+            dev_tls_listen_address: self
+                .dev_tls_listen_address
+                .or_else(|| first_env(&["COFFER_DEV_TLS_LISTEN_ADDRESS"])),
             config: self.config,
             log_level: self
                 .log_level
@@ -250,6 +258,7 @@ mod tests {
             "-dev-root-token-id=root",
             "-dev-listen-address",
             "127.0.0.1:8300",
+            "-dev-tls-listen-address=127.0.0.1:8301",
             "-config=a.hcl",
             "--config",
             "b.hcl",
@@ -261,6 +270,10 @@ mod tests {
         assert!(args.dev);
         assert_eq!(args.dev_root_token_id.as_deref(), Some("root"));
         assert_eq!(args.dev_listen_address.as_deref(), Some("127.0.0.1:8300"));
+        assert_eq!(
+            args.dev_tls_listen_address.as_deref(),
+            Some("127.0.0.1:8301")
+        );
         assert_eq!(
             args.config,
             [PathBuf::from("a.hcl"), PathBuf::from("b.hcl")]

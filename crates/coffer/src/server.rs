@@ -1,6 +1,7 @@
 //! `coffer server`: configuration loading and the listeners.
 
 mod config;
+mod dev_tls;
 
 use anyhow::{bail, Context};
 use coffer_core::router::EngineRegistry;
@@ -16,6 +17,8 @@ pub struct ServerArgs {
     pub dev: bool,
     pub dev_root_token_id: Option<String>,
     pub dev_listen_address: Option<String>,
+    /// The dev HTTPS listener's address (default 127.0.0.1:8443).
+    pub dev_tls_listen_address: Option<String>,
     /// `-config` may be given several times (files or directories), as in Vault.
     pub config: Vec<PathBuf>,
     pub log_level: Option<String>,
@@ -41,19 +44,39 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
+/// The dev listeners' default addresses.
+pub const DEV_LISTEN_ADDRESS: &str = "127.0.0.1:8200";
+pub const DEV_TLS_LISTEN_ADDRESS: &str = "127.0.0.1:8443";
+
 /// Run the server until SIGINT/SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    // flags made moot by a configuration, warned about once logging is set up
+    let mut ignored = Vec::new();
+    let mut dev_tls_address = None;
     let cfg = if args.dev {
         let mut c = ServerConfig::dev(
             args.dev_listen_address
                 .as_deref()
-                .unwrap_or("127.0.0.1:8200"),
+                .unwrap_or(DEV_LISTEN_ADDRESS),
         );
-        // a config file given with -dev adds to the dev defaults (listeners, lease TTLs)
+        dev_tls_address = Some(
+            args.dev_tls_listen_address
+                .clone()
+                .unwrap_or_else(|| DEV_TLS_LISTEN_ADDRESS.to_string()),
+        );
+        // a config file given with -dev adds to the dev defaults (listeners, lease TTLs); its
+        // listeners replace both dev listeners (HTTP and HTTPS): no CA is generated then
         if !args.config.is_empty() {
             let extra = load_config(&args.config)?;
             if !extra.listeners.is_empty() {
                 c.listeners = extra.listeners;
+                dev_tls_address = None;
+                if args.dev_listen_address.is_some() {
+                    ignored.push("-dev-listen-address");
+                }
+                if args.dev_tls_listen_address.is_some() {
+                    ignored.push("-dev-tls-listen-address");
+                }
             }
             c.default_lease_ttl = extra.default_lease_ttl.or(c.default_lease_ttl);
             c.max_lease_ttl = extra.max_lease_ttl.or(c.max_lease_ttl);
@@ -71,11 +94,16 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .or_else(|| cfg.log_level.clone())
         .unwrap_or_else(|| "info".to_string());
     init_logging(&level);
+    for flag in ignored {
+        tracing::warn!(
+            "{flag} is ignored: the listeners of the configuration replace the dev listeners"
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(serve(args, cfg))
+    rt.block_on(serve(args, cfg, dev_tls_address))
 }
 
 /// File descriptors kept for everything but client connections (storage, audit devices, the
@@ -119,7 +147,61 @@ fn fit_connection_caps(listeners: &mut [coffer_api::ListenerConfig]) {
     }
 }
 
-async fn serve(args: ServerArgs, mut cfg: ServerConfig) -> anyhow::Result<()> {
+/// What a dev listener is called in a bind error, and the flag that moves it.
+fn dev_listener_label(tls: bool) -> &'static str {
+    if tls {
+        "dev HTTPS listener (move it with -dev-tls-listen-address)"
+    } else {
+        "dev HTTP listener (move it with -dev-listen-address)"
+    }
+}
+
+/// Quote `s` for a POSIX shell (single quotes; a single quote inside becomes `'\''`).
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The address a local client uses for a listener: loopback for a wildcard address (0.0.0.0 is
+/// not in the dev certificate).
+fn client_addr(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+/// The dev banner's HTTPS part: the CA's path and the exports for HTTPS clients.
+fn dev_tls_banner(addr: std::net::SocketAddr, ca_path: &str) -> String {
+    let ca = sh_quote(ca_path);
+    let mut out = String::new();
+    out.push_str("HTTPS is served too, with a certificate signed by a CA generated for this run\n");
+    out.push_str(
+        "(its directory is removed when the server stops; the CA's key was never written).\n",
+    );
+    out.push_str(&format!("CA certificate: {ca_path}\n"));
+    out.push_str("For HTTPS, instead of the line above:\n\n");
+    out.push_str(&format!(
+        "    $ export VAULT_ADDR={}\n",
+        sh_quote(&format!("https://{}", client_addr(addr)))
+    ));
+    for var in [
+        "VAULT_CACERT",
+        "REQUESTS_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+    ] {
+        out.push_str(&format!("    $ export {var}={ca}\n"));
+    }
+    out
+}
+
+async fn serve(
+    args: ServerArgs,
+    mut cfg: ServerConfig,
+    dev_tls_address: Option<String>,
+) -> anyhow::Result<()> {
     // take over the signals before anything can be served: a SIGHUP's default action would
     // otherwise end the process
     use tokio::signal::unix::{signal, SignalKind};
@@ -143,10 +225,30 @@ async fn serve(args: ServerArgs, mut cfg: ServerConfig) -> anyhow::Result<()> {
     core_cfg.static_seal = cfg.static_seal.clone();
     let core = Core::new(backend, core_cfg, engine_registry());
 
+    // dev mode without configured listeners: the HTTP listener (first), then HTTPS with a CA
+    // generated now
+    let dev_tls = match &dev_tls_address {
+        Some(addr) => {
+            let tls = dev_tls::DevTls::generate(addr)?;
+            cfg.listeners
+                .push(coffer_api::ListenerConfig::new(addr, Some(tls.tls_files())));
+            Some(tls)
+        }
+        None => None,
+    };
+    let dev_tls_index = dev_tls.as_ref().map(|_| cfg.listeners.len() - 1);
     fit_connection_caps(&mut cfg.listeners);
     let mut bound = Vec::new();
-    for l in &cfg.listeners {
-        bound.push(coffer_api::bind(l).await?);
+    for (i, l) in cfg.listeners.iter().enumerate() {
+        let b = coffer_api::bind(l).await;
+        let b = if Some(i) == dev_tls_index {
+            b.context(dev_listener_label(true))?
+        } else if i == 0 && dev_tls_index.is_some() {
+            b.context(dev_listener_label(false))?
+        } else {
+            b?
+        };
+        bound.push(b);
     }
 
     if args.dev {
@@ -162,6 +264,11 @@ async fn serve(args: ServerArgs, mut cfg: ServerConfig) -> anyhow::Result<()> {
         println!();
         println!("    $ export VAULT_ADDR='http://{addr}'");
         println!();
+        if let (Some(tls), Some(i)) = (&dev_tls, dev_tls_index) {
+            // generate() made sure the path is UTF-8
+            let ca = tls.ca_cert().to_str().unwrap_or_default();
+            println!("{}", dev_tls_banner(bound[i].local_addr, ca));
+        }
         println!("Unseal Key: {key}");
         println!("Root Token: {root}");
         println!();
@@ -175,12 +282,8 @@ async fn serve(args: ServerArgs, mut cfg: ServerConfig) -> anyhow::Result<()> {
     } else {
         tracing::info!("server is not initialized; run `coffer operator init`");
     }
-    for b in &bound {
-        let scheme = if cfg.listeners.iter().any(|l| l.tls.is_some()) {
-            "https"
-        } else {
-            "http"
-        };
+    for (b, l) in bound.iter().zip(&cfg.listeners) {
+        let scheme = if l.tls.is_some() { "https" } else { "http" };
         println!(
             "==> Coffer server listening on {scheme}://{} (version {})",
             b.local_addr,
@@ -223,5 +326,51 @@ async fn serve(args: ServerArgs, mut cfg: ServerConfig) -> anyhow::Result<()> {
         let _ = t.await;
     }
     let _ = core.seal().await;
+    if let Some(tls) = dev_tls {
+        let dir = tls.ca_cert().parent().map(|d| d.display().to_string());
+        if let Err(e) = tls.close() {
+            tracing::warn!(error = %e, dir = ?dir, "could not remove the dev TLS directory");
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_quote_for_the_shell() {
+        assert_eq!(sh_quote("/tmp/a b/ca.pem"), "'/tmp/a b/ca.pem'");
+        assert_eq!(sh_quote("/tmp/it's/ca.pem"), r"'/tmp/it'\''s/ca.pem'");
+        let banner = dev_tls_banner("0.0.0.0:8443".parse().unwrap(), "/tmp/x/ca.pem");
+        assert!(
+            banner.contains("CA certificate: /tmp/x/ca.pem\n"),
+            "{banner}"
+        );
+        // a wildcard listener is reached on loopback (the address the certificate names)
+        assert!(
+            banner.contains("    $ export VAULT_ADDR='https://127.0.0.1:8443'\n"),
+            "{banner}"
+        );
+        for var in [
+            "VAULT_CACERT",
+            "REQUESTS_CA_BUNDLE",
+            "SSL_CERT_FILE",
+            "NODE_EXTRA_CA_CERTS",
+        ] {
+            assert!(
+                banner.contains(&format!("    $ export {var}='/tmp/x/ca.pem'\n")),
+                "{banner}"
+            );
+        }
+        assert_eq!(
+            client_addr("[::]:8443".parse().unwrap()).to_string(),
+            "[::1]:8443"
+        );
+        assert_eq!(
+            client_addr("10.0.0.1:8443".parse().unwrap()).to_string(),
+            "10.0.0.1:8443"
+        );
+    }
 }

@@ -30,6 +30,9 @@ pub struct Server {
     pub client: Client,
     pub token: String,
     pub output: Arc<Mutex<String>>,
+    /// The server's TMPDIR (a dev server's TLS directory lands there), removed after the process
+    /// is killed: a killed server cannot remove that directory itself.
+    _tmp: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -39,13 +42,14 @@ impl Drop for Server {
     }
 }
 
-fn spawn(args: &[String], port: u16) -> Server {
-    spawn_with(args, port, |_| {})
-}
-
-fn spawn_with(args: &[String], port: u16, prepare: impl FnOnce(&mut Command)) -> Server {
+/// Start `coffer` with `args` and wait until it answers on `port` (plain HTTP).
+pub fn spawn_with(args: &[String], port: u16, prepare: impl FnOnce(&mut Command)) -> Server {
+    let tmp = tempfile::tempdir().expect("temporary directory");
     let mut cmd = Command::new(bin());
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("TMPDIR", tmp.path());
     prepare(&mut cmd);
     let mut child = cmd.spawn().expect("spawn coffer");
     let output = Arc::new(Mutex::new(String::new()));
@@ -79,6 +83,7 @@ fn spawn_with(args: &[String], port: u16, prepare: impl FnOnce(&mut Command)) ->
             .unwrap(),
         token: ROOT.to_string(),
         output,
+        _tmp: tmp,
     };
     server.wait_listening();
     server
@@ -91,6 +96,13 @@ pub fn dev() -> Server {
 
 /// `coffer server -dev` with extra arguments.
 pub fn dev_with(extra: &[&str]) -> Server {
+    dev_prepared(extra, |_| {})
+}
+
+/// `coffer server -dev` with extra arguments and a hook to adjust the command before it is
+/// spawned (environment). Unless `extra` moves it, the dev HTTPS listener takes a port of the
+/// kernel's choosing, so that servers started in parallel do not compete for 8443.
+pub fn dev_prepared(extra: &[&str], prepare: impl FnOnce(&mut Command)) -> Server {
     let port = free_port();
     let mut args = vec![
         "server".to_string(),
@@ -98,8 +110,14 @@ pub fn dev_with(extra: &[&str]) -> Server {
         format!("-dev-root-token-id={ROOT}"),
         format!("-dev-listen-address=127.0.0.1:{port}"),
     ];
+    if !extra.iter().any(|a| {
+        a.trim_start_matches('-')
+            .starts_with("dev-tls-listen-address")
+    }) {
+        args.push("-dev-tls-listen-address=127.0.0.1:0".into());
+    }
     args.extend(extra.iter().map(|a| a.to_string()));
-    spawn(&args, port)
+    spawn_with(&args, port, prepare)
 }
 
 /// Write a config file for `storage` and start `coffer server -config`.

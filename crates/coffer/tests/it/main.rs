@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod cli;
 mod common;
+mod dev_tls;
 mod dispatch;
 mod kv;
 mod leases;
