@@ -3,6 +3,7 @@
 
 pub mod listener;
 pub mod vault;
+pub mod vault_kv;
 
 pub use listener::{bind, serve, Bound, ListenerConfig, TlsFiles};
 pub use vault::router;
