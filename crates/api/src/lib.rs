@@ -10,6 +10,7 @@ pub mod common;
 pub mod dispatch;
 pub mod listener;
 pub mod vault;
+pub mod vault_kv;
 
 pub use common::RemoteAddr;
 pub use dispatch::router;

@@ -390,15 +390,23 @@ pub(crate) async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> H
         .await
         .unwrap_or_else(|_| Err(CoreError::internal("request handling panicked")));
     match handled {
-        Ok(resp) => {
-            if resp.is_empty() {
+        Ok(mut resp) => {
+            // typed kv results are rendered in Vault's shapes
+            let rendered = match resp.kind.as_deref() {
+                Some(k) if k.starts_with("kv.") => crate::vault_kv::render(&mut resp, operation),
+                _ => StatusCode::OK,
+            };
+            if rendered == StatusCode::INTERNAL_SERVER_ERROR {
+                return error_response(rendered, &["internal error; see the server log"]);
+            }
+            if resp.is_empty() && rendered == StatusCode::OK {
                 return no_content();
             }
             let status = resp
                 .status
                 .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::OK);
-            if resp.kind == Some(KIND_BARE) {
+                .unwrap_or(rendered);
+            if resp.kind.as_deref() == Some(KIND_BARE) {
                 // Vault's rekey and root generation endpoints answer without an envelope
                 let body = Value::Object(resp.data.unwrap_or_default());
                 return json_response(status, &body);

@@ -207,8 +207,9 @@ pub struct Response {
     pub wrap_info: Option<WrapInfo>,
     /// Names the schema of `data` when an engine answers with one of its typed results (e.g.
     /// the kv domain's `kv.version`): each dialect renders that result in its own shape. `None`
-    /// means `data` is already the answer's body.
-    pub kind: Option<&'static str>,
+    /// means `data` is already the answer's body. Kept through response wrapping, so an
+    /// unwrapped answer is rendered like the original.
+    pub kind: Option<std::borrow::Cow<'static, str>>,
 }
 
 /// A [`Response::kind`]: `data` is the whole answer, which dialects that wrap answers in an

@@ -24,6 +24,9 @@ struct Stored {
     lease_id: String,
     lease_duration: u64,
     renewable: bool,
+    /// `Response.kind` of the wrapped answer.
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,6 +66,7 @@ pub async fn wrap(active: &Active, resp: Response, path: &str, ttl: u64) -> Resu
         lease_id: resp.lease_id,
         lease_duration: resp.lease_duration,
         renewable: resp.renewable,
+        kind: resp.kind.map(|k| k.into_owned()),
     };
     let (token, entry) = active
         .tokens
@@ -152,6 +156,7 @@ impl From<Stored> for Response {
             lease_id: s.lease_id,
             lease_duration: s.lease_duration,
             renewable: s.renewable,
+            kind: s.kind.map(std::borrow::Cow::Owned),
             ..Default::default()
         }
     }

@@ -36,7 +36,7 @@ fn bare(v: impl serde::Serialize) -> Result<Response> {
     match serde_json::to_value(v).map_err(|e| CoreError::internal(e.to_string()))? {
         Value::Object(m) => Ok(Response {
             data: Some(m),
-            kind: Some(KIND_BARE),
+            kind: Some(KIND_BARE.into()),
             ..Default::default()
         }),
         _ => Err(CoreError::internal("status is not an object")),

@@ -1,14 +1,16 @@
-//! The kv secrets engine: Vault's KV v1 (plain key/value) and KV v2 (versioned), over the
-//! shared secret model in [`model`] that the AWS and Azure dialects will also use.
+//! The kv secrets engine: the shared secret model ([`model`]) and its domain operations
+//! ([`domain`]) that every dialect uses, reached through Vault's KV v2 paths ([`v2`]) or the
+//! neutral `domain/` paths ([`domain::routes`]); and Vault's KV v1 (plain key/value).
+//!
+//! Answers are neutral typed results ([`domain::views`]) named by `Response.kind`; no wire shape
+//! of any dialect lives here.
 
+pub mod domain;
 pub mod model;
 pub mod params;
 pub mod store;
 mod v1;
 mod v2;
-
-#[cfg(test)]
-mod tests;
 
 use async_trait::async_trait;
 use coffer_core::error::{CoreError, Result};
@@ -18,7 +20,11 @@ use serde_json::Value;
 use std::sync::Arc;
 use store::PathLocks;
 
-pub use model::{AzureAttributes, KvConfig, Payload, SecretDeletion, SecretMeta, VersionMeta};
+pub use domain::{ListPage, SecretView, VersionView};
+pub use model::{
+    AzureAttributes, KvConfig, Payload, RotationRules, RotationSettings, SecretDeletion,
+    SecretMeta, VersionMeta,
+};
 pub use store::SecretStore;
 
 /// Which API a kv mount speaks.

@@ -7,6 +7,7 @@
 //! | `config`                  | [`KvConfig`] (v2)                                   |
 //! | `metadata/<path>`         | [`SecretMeta`]: settings + every retained version   |
 //! | `versions/<path>/<n>`     | [`Payload`] of version `n` (header line + raw bytes) |
+//! | `deleted/<path>`          | [`DeletedEntry`]: index of secrets scheduled for deletion |
 //! | `v1/<path>`               | kv v1 entry (a JSON object)                         |
 //!
 //! Listing secrets walks only `metadata/`, so it never touches payloads. A version key is
@@ -19,6 +20,8 @@
 //! Within one process, writers to the same path are additionally serialized by a striped lock,
 //! so retries only happen across processes (HA nodes sharing a backend).
 
+#[allow(unused_imports)] // named in the layout table above
+use super::model::DeletedEntry;
 use super::model::{KvConfig, Payload, SecretMeta, FORMAT};
 use coffer_core::barrier::{BarrierOp, View};
 use coffer_core::error::{CoreError, ErrorCode, Result};
@@ -30,6 +33,7 @@ pub const CONFIG_KEY: &str = "config";
 pub const METADATA_PREFIX: &str = "metadata/";
 pub const VERSIONS_PREFIX: &str = "versions/";
 pub const V1_PREFIX: &str = "v1/";
+pub const DELETED_PREFIX: &str = "deleted/";
 
 /// How many times a read-modify-write is re-run after losing a race.
 const MAX_ATTEMPTS: usize = 64;
@@ -41,6 +45,10 @@ pub fn meta_key(path: &str) -> String {
 
 pub fn version_key(path: &str, n: u64) -> String {
     format!("{VERSIONS_PREFIX}{path}/{n}")
+}
+
+pub fn deleted_key(path: &str) -> String {
+    format!("{DELETED_PREFIX}{path}")
 }
 
 pub fn v1_key(path: &str) -> String {

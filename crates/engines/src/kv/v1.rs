@@ -1,5 +1,7 @@
-//! KV v1: one JSON object per path, replaced whole on write.
+//! KV v1: one JSON object per path, replaced whole on write. A read answers the object itself
+//! (kind `kv.entry`), a list a [`ListPage`] (kind `kv.list`).
 
+use super::domain::{routes::typed, ListPage, KIND_ENTRY, KIND_LIST};
 use super::store::v1_key;
 use super::{not_found, KvEngine};
 use coffer_core::error::{CoreError, Result};
@@ -39,9 +41,13 @@ impl KvEngine {
                 if keys.is_empty() {
                     return Err(not_found());
                 }
-                let mut m = Map::new();
-                m.insert("keys".into(), Value::from(keys));
-                Ok(Some(Response::data(m)))
+                typed(
+                    KIND_LIST,
+                    &ListPage {
+                        keys,
+                        next_token: None,
+                    },
+                )
             }
             Operation::Read => {
                 if path.is_empty() || path.ends_with('/') {
@@ -57,6 +63,7 @@ impl KvEngine {
                     .map(|d| d.as_secs())
                     .unwrap_or(self.default_ttl_secs);
                 let mut resp = Response::data(data);
+                resp.kind = Some(KIND_ENTRY.into());
                 resp.lease_duration = lease;
                 Ok(Some(resp))
             }

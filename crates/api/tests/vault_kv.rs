@@ -1,10 +1,13 @@
-//! Engine tests: `KvEngine` driven through the `Engine` trait over an in-memory barrier.
+//! The kv engine as a Vault client sees it: `KvEngine` driven through the `Engine` trait over an
+//! in-memory barrier, its typed results rendered by the Vault dialect (`vault_kv::render`).
 
-use super::*;
+use coffer_api::vault_kv;
 use coffer_core::barrier::{Barrier, SecretKey, View};
-use coffer_core::error::ErrorCode;
-use coffer_core::request::Operation;
+use coffer_core::error::{CoreError, ErrorCode, Result};
+use coffer_core::request::{Operation, Response};
 use coffer_core::router::{Engine, EngineRequest, MountEntry};
+use coffer_engines::kv::store::{self, SecretStore};
+use coffer_engines::kv::{kv_factory, model, KvEngine, KvVersion, DEFAULT_LEASE_TTL_SECS};
 use coffer_storage::InmemBackend;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -87,8 +90,19 @@ impl Env {
         engine.handle(&req).await
     }
 
+    /// A call answered as the Vault dialect renders it: typed kv results in Vault's shapes (the
+    /// status in `Response.status`).
     async fn call(&self, op: Operation, path: &str, data: Value) -> Result<Option<Response>> {
-        self.call_with(&self.engine, op, path, data).await
+        let resp = self.call_with(&self.engine, op, path, data).await?;
+        Ok(resp.map(|mut r| {
+            if r.kind.as_deref().is_some_and(|k| k.starts_with("kv.")) {
+                let status = vault_kv::render(&mut r, op);
+                if status != 200 {
+                    r.status = Some(status.as_u16());
+                }
+            }
+            r
+        }))
     }
 
     /// Successful call with a body; returns `data` as a JSON value.
@@ -273,7 +287,7 @@ async fn v2_write_read_versions() {
         .unwrap()
         .unwrap();
     let vm = &meta.versions[&2];
-    assert_eq!(vm.content_type, model::CONTENT_TYPE_JSON);
+    assert_eq!(vm.encoding, model::CONTENT_TYPE_JSON);
     assert!(uuid::Uuid::parse_str(&vm.uuid).is_ok());
     assert!(vm.azure.enabled);
     assert_ne!(meta.versions[&1].uuid, vm.uuid);
@@ -1108,7 +1122,9 @@ async fn v2_concurrent_writers_without_shared_lock() {
                 .await
                 .unwrap()
                 .unwrap();
-            resp.data.unwrap()["version"].as_u64().unwrap()
+            // the neutral result
+            assert_eq!(resp.kind.as_deref(), Some("kv.version"));
+            resp.data.unwrap()["number"].as_u64().unwrap()
         }));
     }
     let mut versions = Vec::new();

@@ -1,0 +1,364 @@
+//! The mount-relative `domain/` paths through which every dialect reaches the kv domain with
+//! neutral JSON parameters. They cannot collide with Vault's kv v2 paths (`data/`,
+//! `metadata/`, `delete/`, `undelete/`, `destroy/`, `subkeys/`, `config`). `<name>` is the
+//! secret's path below the mount (the same name Vault's `data/<name>` uses).
+//!
+//! | path                     | operation       | does                        | answers (`kind`) |
+//! |--------------------------|-----------------|-----------------------------|------------------|
+//! | `domain/secrets/<name>`  | read            | describe                    | `kv.secret`      |
+//! | `domain/secrets/<name>`  | create / update | set settings and attributes | `kv.secret`      |
+//! | `domain/secrets/<name>`  | delete          | schedule deletion           | `kv.secret`      |
+//! | `domain/secrets/<prefix>`| list            | a page of names             | `kv.list`        |
+//! | `domain/versions/<name>` | read            | read a version              | `kv.version`     |
+//! | `domain/versions/<name>` | create / update | put a version               | `kv.version`     |
+//! | `domain/labels/<name>`   | create / update | move a staging label        | `kv.secret`      |
+//! | `domain/restore/<name>`  | create / update | cancel a scheduled deletion | `kv.secret`      |
+//! | `domain/purge/<name>`    | create / update / delete | purge a deleted secret | none        |
+//! | `domain/destroy/<name>`  | create / update | destroy versions            | `kv.secret`      |
+//!
+//! Parameters (all optional unless said otherwise; `null` = not given):
+//!
+//! - version selectors — `version` (number), `version_id` (UUID, hyphenated or 32 hex),
+//!   `label` (staging label); several must agree; none = the latest version. `domain/labels`
+//!   takes them prefixed `to_` and `from_`.
+//! - read: the selectors; `if_gone`: `"fail"` (default: a deleted or destroyed version is
+//!   `NotFound`) or `"describe"` (answered without payload).
+//! - put: exactly one of `data` (JSON object), `text` (string), `binary` (base64); then
+//!   `version_id`, `idempotency_token`, `staging_labels` (list; absent = `["AWSCURRENT"]`),
+//!   `must_create` (bool), `cas` (number) and any settings/attributes below (they apply to the
+//!   new version).
+//! - settings/attributes: `description`, `tags` (object of strings), `kms_key_id`, `rotation`
+//!   (`{enabled, rules: {automatically_after_days, schedule_expression, duration}, rotator_id,
+//!   last_rotated_time, next_rotation_time}`), `resource_policy`, `max_versions`,
+//!   `cas_required`, `delete_version_after` (seconds or duration), `custom_metadata` (object,
+//!   replaces), `recovery_level`, `retention_days`; version attributes (on the selected
+//!   version): `enabled`, `not_before` / `expires` (unix seconds; null clears),
+//!   `content_type` (null clears), `version_tags` (object); `create` (bool: create a missing
+//!   secret instead of `NotFound`).
+//! - delete: `recovery_window_secs` (absent = kept until purged), `recovery_id`.
+//! - list: `recursive` (bool), `page_size` (1..=1000, default 100), `next_token`, `deleted`
+//!   (bool: list only secrets scheduled for deletion; default lists only the others).
+//! - labels: `label` (required), `to_*` and/or `from_*` selectors.
+//! - destroy: `versions` (list of numbers) and/or `version_ids` (list).
+
+use super::super::model::{Payload, RotationRules, RotationSettings};
+use super::super::params::{self, present};
+use super::super::KvEngine;
+use super::ops::Domain;
+use super::types::{
+    Attributes, CustomMetadataChange, DeleteSecret, IfGone, ListOptions, PutVersion, Selector,
+};
+use super::views::{KIND_LIST, KIND_SECRET, KIND_VERSION};
+use coffer_core::error::{CoreError, Result};
+use coffer_core::request::{Operation, Response};
+use coffer_core::router::EngineRequest;
+use coffer_core::util;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The prefix of every domain path.
+pub const PREFIX: &str = "domain/";
+
+/// A typed result as a response: the neutral JSON in `data`, its schema in `kind`.
+pub fn typed<T: Serialize>(kind: &'static str, value: &T) -> Result<Option<Response>> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(m)) => Ok(Some(Response {
+            data: Some(m),
+            kind: Some(kind.into()),
+            ..Default::default()
+        })),
+        _ => Err(CoreError::internal("could not encode a kv result")),
+    }
+}
+
+fn opt_string(d: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+    match present(d, key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(CoreError::invalid(format!("{key} must be a string"))),
+    }
+}
+
+/// `Some(None)` when given as null (clears), `None` when absent.
+fn clearable<T>(
+    d: &Map<String, Value>,
+    key: &str,
+    parse: impl Fn(&Map<String, Value>, &str) -> Result<Option<T>>,
+) -> Result<Option<Option<T>>> {
+    match d.get(key) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(_) => Ok(Some(parse(d, key)?)),
+    }
+}
+
+fn opt_i64(d: &Map<String, Value>, key: &str) -> Result<Option<i64>> {
+    present(d, key)
+        .map(|v| {
+            util::value_as_i64(v)
+                .ok_or_else(|| CoreError::invalid(format!("{key} must be an integer")))
+        })
+        .transpose()
+}
+
+fn string_map(d: &Map<String, Value>, key: &str) -> Result<Option<BTreeMap<String, String>>> {
+    let bad = || CoreError::invalid(format!("{key} must be an object of strings"));
+    match present(d, key) {
+        None => Ok(None),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(bad()),
+            })
+            .collect::<Result<_>>()
+            .map(Some),
+        Some(_) => Err(bad()),
+    }
+}
+
+fn string_list(d: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>> {
+    let bad = || CoreError::invalid(format!("{key} must be a list of strings"));
+    match present(d, key) {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
+            .collect::<Result<_>>()
+            .map(Some),
+        Some(_) => Err(bad()),
+    }
+}
+
+fn selector(d: &Map<String, Value>, prefix: &str) -> Result<Option<Selector>> {
+    let key = |k: &str| format!("{prefix}{k}");
+    let number = opt_i64(d, &key("version"))?
+        .map(|n| u64::try_from(n).map_err(|_| CoreError::invalid("a version number must be >= 1")))
+        .transpose()?
+        .filter(|n| *n > 0);
+    let version_id = opt_string(d, &key("version_id"))?;
+    let label = opt_string(d, &key("label"))?;
+    if number.is_none() && version_id.is_none() && label.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Selector {
+        number: number.unwrap_or(0),
+        version_id,
+        label,
+    }))
+}
+
+fn rotation(d: &Map<String, Value>) -> Result<Option<RotationSettings>> {
+    let r = match present(d, "rotation") {
+        None => return Ok(None),
+        Some(Value::Object(r)) => r,
+        Some(_) => return Err(CoreError::invalid("rotation must be an object")),
+    };
+    let rules = match present(r, "rules") {
+        None => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(CoreError::invalid("rotation.rules must be an object")),
+    };
+    Ok(Some(RotationSettings {
+        enabled: params::opt_bool(r, "enabled")?.unwrap_or(false),
+        rules: RotationRules {
+            automatically_after_days: params::opt_u32(&rules, "automatically_after_days")?,
+            schedule_expression: opt_string(&rules, "schedule_expression")?,
+            duration: opt_string(&rules, "duration")?,
+        },
+        rotator_id: opt_string(r, "rotator_id")?,
+        last_rotated_time: opt_string(r, "last_rotated_time")?,
+        next_rotation_time: opt_string(r, "next_rotation_time")?,
+    }))
+}
+
+fn attributes(d: &Map<String, Value>) -> Result<Attributes> {
+    let custom_metadata = match present(d, "custom_metadata") {
+        None => None,
+        Some(v) => Some(CustomMetadataChange::Replace(
+            params::custom_metadata(v, false)?
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect(),
+        )),
+    };
+    Ok(Attributes {
+        description: opt_string(d, "description")?,
+        tags: string_map(d, "tags")?,
+        kms_key_id: opt_string(d, "kms_key_id")?,
+        rotation: rotation(d)?,
+        resource_policy: opt_string(d, "resource_policy")?,
+        max_versions: params::opt_u32(d, "max_versions")?,
+        cas_required: params::opt_bool(d, "cas_required")?,
+        delete_version_after: params::opt_duration_secs(d, "delete_version_after")?,
+        custom_metadata,
+        recovery_level: opt_string(d, "recovery_level")?,
+        retention_days: params::opt_u32(d, "retention_days")?,
+        version: selector(d, "")?.unwrap_or_default(),
+        enabled: params::opt_bool(d, "enabled")?,
+        not_before: clearable(d, "not_before", opt_i64)?,
+        expires: clearable(d, "expires", opt_i64)?,
+        content_type: clearable(d, "content_type", opt_string)?,
+        version_tags: string_map(d, "version_tags")?,
+    })
+}
+
+fn payload(d: &Map<String, Value>) -> Result<Payload> {
+    let given = ["data", "text", "binary"]
+        .iter()
+        .filter(|k| present(d, k).is_some())
+        .count();
+    if given != 1 {
+        return Err(CoreError::invalid(
+            "give exactly one of data (JSON object), text (string) or binary (base64)",
+        ));
+    }
+    if let Some(v) = present(d, "data") {
+        return match v {
+            Value::Object(m) => Payload::from_json_object(m),
+            _ => Err(CoreError::invalid("data must be a JSON object")),
+        };
+    }
+    if let Some(t) = opt_string(d, "text")? {
+        return Ok(Payload::text(&t));
+    }
+    use base64::Engine as _;
+    let b = opt_string(d, "binary")?.unwrap_or_default();
+    base64::engine::general_purpose::STANDARD
+        .decode(b.as_bytes())
+        .map(Payload::binary)
+        .map_err(|_| CoreError::invalid("binary must be base64"))
+}
+
+fn number_list(d: &Map<String, Value>, key: &str) -> Result<Vec<u64>> {
+    let bad = || CoreError::invalid(format!("{key} must be a list of version numbers"));
+    match present(d, key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                util::value_as_i64(v)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(bad)
+            })
+            .collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// One name (no trailing slash, not empty).
+fn name<'p>(rest: &'p str, req: &EngineRequest<'_>) -> Result<&'p str> {
+    if rest.is_empty() || rest.ends_with('/') {
+        return Err(super::super::unsupported_path(req));
+    }
+    Ok(rest)
+}
+
+impl KvEngine {
+    /// Requests to `domain/...` (the path with [`PREFIX`] removed).
+    pub(crate) async fn handle_domain(
+        &self,
+        req: &EngineRequest<'_>,
+        rest: &str,
+    ) -> Result<Option<Response>> {
+        use Operation::*;
+        let (head, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        let d = req.data;
+        let domain = Domain::new(req.storage, &self.locks);
+        match (head, req.operation) {
+            ("secrets", List) => {
+                let page_size = params::opt_u32(d, "page_size")?.unwrap_or(0);
+                let opts = ListOptions {
+                    recursive: params::opt_bool(d, "recursive")?.unwrap_or(false),
+                    page_size: usize::try_from(page_size).unwrap_or(usize::MAX),
+                    next_token: opt_string(d, "next_token")?,
+                    deleted: params::opt_bool(d, "deleted")?.unwrap_or(false),
+                };
+                typed(KIND_LIST, &domain.list(rest, &opts).await?)
+            }
+            ("secrets", Read) => typed(KIND_SECRET, &domain.describe(name(rest, req)?).await?),
+            ("secrets", Create | Update | Patch) => {
+                let create = params::opt_bool(d, "create")?.unwrap_or(false);
+                let attrs = attributes(d)?;
+                let view = domain
+                    .set_attributes(name(rest, req)?, &attrs, create)
+                    .await?;
+                typed(KIND_SECRET, &view)
+            }
+            ("secrets", Delete) => {
+                let del = DeleteSecret {
+                    recovery_window_secs: params::opt_duration_secs(d, "recovery_window_secs")?,
+                    recovery_id: opt_string(d, "recovery_id")?,
+                };
+                typed(
+                    KIND_SECRET,
+                    &domain.delete_secret(name(rest, req)?, &del).await?,
+                )
+            }
+            ("versions", Read) => {
+                let sel = selector(d, "")?.unwrap_or_default();
+                let if_gone = match opt_string(d, "if_gone")?.as_deref() {
+                    None | Some("fail") => IfGone::Fail,
+                    Some("describe") => IfGone::Describe,
+                    Some(_) => return Err(CoreError::invalid("if_gone must be fail or describe")),
+                };
+                typed(
+                    KIND_VERSION,
+                    &domain.read(name(rest, req)?, &sel, if_gone).await?,
+                )
+            }
+            ("versions", Create | Update) => {
+                let mut put = PutVersion::new(payload(d)?);
+                put.version_id = opt_string(d, "version_id")?;
+                put.idempotency_token = opt_string(d, "idempotency_token")?;
+                put.staging_labels = string_list(d, "staging_labels")?;
+                put.must_create = params::opt_bool(d, "must_create")?.unwrap_or(false);
+                put.cas = opt_i64(d, "cas")?
+                    .map(|c| u64::try_from(c).map_err(|_| CoreError::invalid("cas must be >= 0")))
+                    .transpose()?;
+                put.attributes = attributes(d)?;
+                typed(KIND_VERSION, &domain.put(name(rest, req)?, put).await?)
+            }
+            ("labels", Create | Update) => {
+                let label = opt_string(d, "label")?
+                    .ok_or_else(|| CoreError::invalid("label is required"))?;
+                let to = selector(d, "to_")?;
+                let from = selector(d, "from_")?;
+                let view = domain
+                    .move_label(name(rest, req)?, &label, to.as_ref(), from.as_ref())
+                    .await?;
+                typed(KIND_SECRET, &view)
+            }
+            ("restore", Create | Update) => {
+                typed(KIND_SECRET, &domain.restore(name(rest, req)?).await?)
+            }
+            ("purge", Create | Update | Delete) => {
+                domain.purge(name(rest, req)?).await?;
+                Ok(None)
+            }
+            ("destroy", Create | Update) => {
+                let n = name(rest, req)?;
+                let mut sels: Vec<Selector> = number_list(d, "versions")?
+                    .into_iter()
+                    .map(Selector::number)
+                    .collect();
+                for id in string_list(d, "version_ids")?.unwrap_or_default() {
+                    sels.push(Selector {
+                        version_id: Some(id),
+                        ..Default::default()
+                    });
+                }
+                if sels.is_empty() {
+                    return Err(CoreError::invalid("No version number provided"));
+                }
+                domain.destroy(n, &sels).await?;
+                typed(KIND_SECRET, &domain.describe(n).await?)
+            }
+            ("versions" | "labels" | "restore" | "purge" | "destroy", _) => {
+                Err(CoreError::unsupported_operation())
+            }
+            _ => Err(super::super::unsupported_path(req)),
+        }
+    }
+}
