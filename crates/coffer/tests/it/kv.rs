@@ -271,3 +271,28 @@ fn any_token_may_ask_which_mount_serves_a_path() {
     // the data itself stays behind the ACL
     assert_eq!(s.req("GET", "secret/data/other", Some(&t), None).0, 403);
 }
+
+/// A Vault client sees Vault's version pruning: with max_versions=1 only the latest version is
+/// kept (the staging labels of the shared model stay out of secrets written only through Vault).
+#[test]
+fn max_versions_one_keeps_one_version() {
+    let s = dev();
+    let (st, _) = s.root(
+        "POST",
+        "secret/metadata/one",
+        Some(serde_json::json!({"max_versions": 1})),
+    );
+    assert_eq!(st, 204);
+    for v in ["a", "b", "c"] {
+        let (st, _) = s.root(
+            "POST",
+            "secret/data/one",
+            Some(serde_json::json!({"data": {"v": v}})),
+        );
+        assert_eq!(st, 200);
+    }
+    let (_, m) = s.root("GET", "secret/metadata/one", None);
+    let versions = m["data"]["versions"].as_object().unwrap();
+    assert_eq!(versions.keys().collect::<Vec<_>>(), vec!["3"], "{m}");
+    assert_eq!(m["data"]["oldest_version"], 3);
+}

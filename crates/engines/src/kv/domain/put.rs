@@ -70,12 +70,20 @@ pub(super) fn put_step(
             ));
         }
     }
+    // a put without explicit labels moves AWSCURRENT only on a secret that uses staging labels:
+    // a secret written only through Vault stays unlabelled (so Vault's version pruning is
+    // unchanged), and its AWSCURRENT is its latest version
+    let labelled = meta.versions.values().any(|v| !v.staging_labels.is_empty());
     put.attributes.apply_secret(&mut meta)?;
     let n = meta.add_version(at, &put.payload.encoding, config);
     if put.attributes.has_version_changes() {
         put.attributes.apply_version(&mut meta, n, at)?;
     }
-    let default_labels = [AWSCURRENT.to_string()];
+    let default_labels: Vec<String> = if labelled {
+        vec![AWSCURRENT.to_string()]
+    } else {
+        Vec::new()
+    };
     for l in put.staging_labels.as_deref().unwrap_or(&default_labels) {
         attach_label(&mut meta, l, n, at)?;
     }

@@ -51,7 +51,10 @@ fn sel_label(l: &str) -> Selector {
 async fn new_versions_take_awscurrent_and_leave_awsprevious() {
     let (v, locks) = (view().await, PathLocks::default());
     let d = Domain::new(&v, &locks);
-    let v1 = d.put("s", put_text("one")).await.unwrap();
+    // the first version of a labelled secret is created with AWSCURRENT (as the AWS dialect does)
+    let mut first = put_text("one");
+    first.staging_labels = Some(vec![AWSCURRENT.into()]);
+    let v1 = d.put("s", first).await.unwrap();
     assert_eq!(v1.staging_labels, vec![AWSCURRENT]);
     d.put("s", put_text("two")).await.unwrap();
     let s = d.describe("s").await.unwrap();
@@ -240,10 +243,9 @@ async fn idempotent_puts() {
 async fn reads_by_number_id_and_label() {
     let (v, locks) = (view().await, PathLocks::default());
     let d = Domain::new(&v, &locks);
-    let a = d
-        .put("r", PutVersion::new(json_payload(json!({"k": "a"}))))
-        .await
-        .unwrap();
+    let mut first = PutVersion::new(json_payload(json!({"k": "a"})));
+    first.staging_labels = Some(vec![AWSCURRENT.into()]);
+    let a = d.put("r", first).await.unwrap();
     d.put("r", PutVersion::new(Payload::binary(vec![0xff, 0])))
         .await
         .unwrap();
@@ -774,5 +776,42 @@ async fn domain_paths_answer_neutral_typed_results() {
             .unwrap_err()
             .code,
         ErrorCode::UnsupportedOperation
+    );
+}
+
+/// A secret written without labels (only through Vault) stays unlabelled: Vault's version
+/// pruning is unchanged, and reading it by AWSCURRENT gives its latest version.
+#[tokio::test]
+async fn unlabelled_secrets_stay_unlabelled_and_awscurrent_is_the_latest() {
+    let (v, locks) = (view().await, PathLocks::default());
+    let d = Domain::new(&v, &locks);
+    let mut settings = put_text("one");
+    settings.attributes.max_versions = Some(1);
+    d.put("u", settings).await.unwrap();
+    d.put("u", put_text("two")).await.unwrap();
+    let s = d.describe("u").await.unwrap();
+    assert_eq!(labels(&s), vec![(2, vec![])], "one version kept, no labels");
+    let r = d
+        .read("u", &sel_label(AWSCURRENT), IfGone::Fail)
+        .await
+        .unwrap();
+    assert_eq!((r.number, r.value.as_deref()), (2, Some("two")));
+    // any other label is not there
+    assert_eq!(
+        d.read("u", &sel_label(AWSPREVIOUS), IfGone::Fail)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::NotFound
+    );
+    // once a label is used, unlabelled puts move AWSCURRENT as AWS does
+    d.move_label("u", AWSCURRENT, Some(&Selector::number(2)), None)
+        .await
+        .unwrap();
+    d.put("u", put_text("three")).await.unwrap();
+    let s = d.describe("u").await.unwrap();
+    assert_eq!(
+        labels(&s),
+        vec![(2, vec![AWSPREVIOUS.into()]), (3, vec![AWSCURRENT.into()])]
     );
 }

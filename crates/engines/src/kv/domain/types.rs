@@ -58,9 +58,20 @@ impl Selector {
         }
         if let Some(label) = &self.label {
             validate_label(label)?;
-            let n = meta.version_with_label(label).ok_or_else(|| {
-                CoreError::not_found(format!("no version holds the staging label {label}"))
-            })?;
+            // a secret written only through Vault carries no labels: its AWSCURRENT is the
+            // latest version
+            let unlabelled = meta.versions.values().all(|v| v.staging_labels.is_empty());
+            let n = match meta.version_with_label(label) {
+                Some(n) => n,
+                None if unlabelled && label == super::super::model::AWSCURRENT => {
+                    meta.current_version
+                }
+                None => {
+                    return Err(CoreError::not_found(format!(
+                        "no version holds the staging label {label}"
+                    )))
+                }
+            };
             agree(n)?;
         }
         Ok(found.unwrap_or(meta.current_version))
