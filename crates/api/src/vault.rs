@@ -89,8 +89,25 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
     bearer_token(headers)
 }
 
+/// Vault's legacy system endpoints that also copy `data`'s fields to the top level of the body
+/// (clients of older Vault versions read them there).
+fn data_at_top_level(path: &str, op: Operation) -> bool {
+    let path = path.trim_end_matches('/');
+    match path {
+        "sys/mounts" | "sys/auth" | "sys/audit" | "sys/leader" => op == Operation::Read,
+        "sys/policy" => matches!(op, Operation::Read | Operation::List),
+        "sys/capabilities" | "sys/capabilities-self" | "sys/capabilities-accessor" => true,
+        _ => {
+            op == Operation::Read
+                && path
+                    .get(..11)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("sys/policy/"))
+        }
+    }
+}
+
 /// The Vault response envelope.
-fn envelope(req_id: &str, resp: &Response) -> Value {
+fn envelope(req_id: &str, resp: &Response, data_at_top_level: bool) -> Value {
     let mut body = Map::new();
     body.insert("request_id".into(), req_id.into());
     body.insert("lease_id".into(), resp.lease_id.clone().into());
@@ -123,7 +140,7 @@ fn envelope(req_id: &str, resp: &Response) -> Value {
             .unwrap_or(Value::Null),
     );
     body.insert("mount_type".into(), "".into());
-    if resp.data_at_top_level {
+    if data_at_top_level {
         if let Some(d) = &resp.data {
             for (k, v) in d {
                 body.entry(k.clone()).or_insert_with(|| v.clone());
@@ -372,6 +389,7 @@ pub(crate) async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> H
             }
         }
     }
+    let path_for_shape = path.clone();
     let mut creq = Request::new(operation, path);
     creq.data = data;
     if let Some(t) = token_from(&parts.headers) {
@@ -402,16 +420,18 @@ pub(crate) async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> H
             if resp.is_empty() && rendered == StatusCode::OK {
                 return no_content();
             }
-            let status = resp
-                .status
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(rendered);
+            let status = if resp.accepted {
+                StatusCode::ACCEPTED
+            } else {
+                rendered
+            };
             if resp.kind.as_deref() == Some(KIND_BARE) {
                 // Vault's rekey and root generation endpoints answer without an envelope
                 let body = Value::Object(resp.data.unwrap_or_default());
                 return json_response(status, &body);
             }
-            json_response(status, &envelope(&req_id, &resp))
+            let top = data_at_top_level(&path_for_shape, operation);
+            json_response(status, &envelope(&req_id, &resp, top))
         }
         Err(e) => core_error(&e),
     }

@@ -194,12 +194,9 @@ pub struct Response {
     pub lease_id: String,
     pub lease_duration: u64,
     pub renewable: bool,
-    /// Also copy `data`'s fields to the top level of the body (Vault does this for some legacy
-    /// sys endpoints such as `sys/mounts` and `sys/policy`).
-    pub data_at_top_level: bool,
-    /// Return this HTTP-ish status with the body instead of the default (e.g. 404 with data for
-    /// a kv v2 read of a deleted version).
-    pub status: Option<u16>,
+    /// The work goes on after the answer (e.g. a tidy run in the background): dialects that
+    /// can say so answer "accepted" (Vault: 202).
+    pub accepted: bool,
     /// Set by an auth method's login: the core turns it into a token (and its lease) and
     /// answers with `auth`.
     pub login: Option<LoginAuth>,
@@ -275,6 +272,6 @@ impl Response {
             && self.wrap_info.is_none()
             && self.lease_id.is_empty()
             && self.warnings.is_empty()
-            && self.status.is_none()
+            && !self.accepted
     }
 }

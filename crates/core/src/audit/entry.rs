@@ -188,8 +188,8 @@ pub(super) fn build(
             if !out.warnings.is_empty() {
                 resp.insert("warnings".into(), json!(out.warnings));
             }
-            if let Some(s) = out.status {
-                resp.insert("status".into(), s.into());
+            if out.accepted {
+                resp.insert("accepted".into(), true.into());
             }
             if let Some(w) = &out.wrap_info {
                 resp.insert(
@@ -451,6 +451,10 @@ pub(super) fn write_body(
         out.push(b'{');
         let mut f = true;
         let resp = input.response;
+        if resp.is_some_and(|o| o.accepted) {
+            put_key(out, &mut f, "accepted");
+            out.extend_from_slice(b"true");
+        }
         if let Some(a) = resp.and_then(|o| o.auth.as_ref()) {
             put_key(out, &mut f, "auth");
             out.push(b'{');
@@ -487,10 +491,6 @@ pub(super) fn write_body(
         put_key(out, &mut f, "mount_type");
         put_str(out, input.mount_type);
         if let Some(o) = resp {
-            if let Some(st) = o.status {
-                put_key(out, &mut f, "status");
-                put_u64(out, u64::from(st));
-            }
             if !o.warnings.is_empty() {
                 put_key(out, &mut f, "warnings");
                 put_str_list(out, &o.warnings);
@@ -590,7 +590,7 @@ mod tests {
                 ..Default::default()
             }),
             warnings: vec!["careful".into()],
-            status: Some(404),
+            accepted: true,
             wrap_info: Some(WrapInfo {
                 token: "hvs.wrap".into(),
                 accessor: "wacc".into(),

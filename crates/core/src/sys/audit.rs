@@ -1,6 +1,6 @@
 //! `sys/audit`, `sys/audit/<path>`, `sys/audit-hash/<path>`, `sys/audit-chain/<path>`.
 
-use super::{str_param, top_level};
+use super::str_param;
 use crate::core::Active;
 use crate::error::{CoreError, Result};
 use crate::request::{Operation, Response};
@@ -23,7 +23,7 @@ pub(super) async fn dispatch(
     full_path: &str,
 ) -> Result<Response> {
     match (rest, op) {
-        ("audit", Operation::Read) => Ok(top_level(active.audit.list())),
+        ("audit", Operation::Read) => Ok(Response::data(active.audit.list())),
         (p, Operation::Update) if p.starts_with("audit/") => {
             let kind = match d.get("type") {
                 Some(Value::String(s)) if !s.is_empty() => s.clone(),

@@ -66,7 +66,7 @@ pub(crate) async fn dispatch(
 ) -> Result<Response> {
     let d = &req.data;
     match (rest, op) {
-        ("leader", Operation::Read) => Ok(top_level_value(json!({
+        ("leader", Operation::Read) => Ok(Response::from_value(json!({
             "ha_enabled": false,
             "is_self": false,
             "active_time": "0001-01-01T00:00:00Z",
@@ -100,18 +100,6 @@ pub(crate) async fn dispatch(
         ("leader" | "rotate" | "key-status" | "seal", _) => Err(CoreError::unsupported_operation()),
         _ => Err(CoreError::unsupported_path(&req.path)),
     }
-}
-
-fn top_level_value(v: Value) -> Response {
-    let mut r = Response::from_value(v);
-    r.data_at_top_level = true;
-    r
-}
-
-fn top_level(m: Map<String, Value>) -> Response {
-    let mut r = Response::data(m);
-    r.data_at_top_level = true;
-    r
 }
 
 fn str_param<'a>(d: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {

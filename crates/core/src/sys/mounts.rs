@@ -1,6 +1,5 @@
 //! `sys/mounts*`, `sys/auth*` (enable, disable, read, tune) and `sys/internal/ui/mounts*`.
 
-use super::top_level;
 use crate::core::{new_mount_entry, Active, Core};
 use crate::error::{CoreError, Result};
 use crate::request::{Operation, Response};
@@ -29,7 +28,7 @@ pub(super) async fn dispatch(
     full_path: &str,
 ) -> Result<Response> {
     match (rest, op) {
-        ("mounts", Operation::Read) => Ok(top_level(list_mounts(active, false))),
+        ("mounts", Operation::Read) => Ok(Response::data(list_mounts(active, false))),
         ("remount", Operation::Update) => {
             let path = |k: &str| match d.get(k) {
                 Some(Value::String(s)) => Ok(s.as_str()),
@@ -51,7 +50,7 @@ pub(super) async fn dispatch(
                 None => Err(CoreError::not_found("")),
             }
         }
-        ("auth", Operation::Read) => Ok(top_level(list_mounts(active, true))),
+        ("auth", Operation::Read) => Ok(Response::data(list_mounts(active, true))),
         (p, _) if p.starts_with("mounts/") => {
             mounts_path(core, active, &p["mounts/".len()..], op, d, false).await
         }

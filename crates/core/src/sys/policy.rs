@@ -29,9 +29,9 @@ pub(super) async fn dispatch(
     match (rest, op) {
         ("policy", Operation::Read | Operation::List) => {
             let names = active.policies.list().await?;
-            let mut r = Response::from_value(json!({"policies": names, "keys": names}));
-            r.data_at_top_level = true;
-            Ok(r)
+            Ok(Response::from_value(
+                json!({"policies": names, "keys": names}),
+            ))
         }
         ("policies/acl", Operation::Read | Operation::List) => {
             let names = active.policies.list().await?;
@@ -111,9 +111,7 @@ async fn capabilities(
     if paths.len() == 1 {
         out.insert("capabilities".into(), json!(all));
     }
-    let mut r = Response::data(out);
-    r.data_at_top_level = true;
-    Ok(r)
+    Ok(Response::data(out))
 }
 
 async fn policy_path(
@@ -142,11 +140,7 @@ async fn policy_path(
                 crate::policy_store::normalize_name(name)?.into(),
             );
             m.insert(field.into(), raw.to_string().into());
-            let mut r = Response::data(m);
-            if field == "rules" {
-                r.data_at_top_level = true;
-            }
-            Ok(r)
+            Ok(Response::data(m))
         }
         Operation::Update => {
             let text = match d.get("policy").or_else(|| d.get("rules")) {

@@ -366,7 +366,7 @@ impl AppRoleEngine {
         let mut resp = Response::default().with_warning(
             "Tidy operation successfully started. Any information from the operation will be printed to the server's logs.",
         );
-        resp.status = Some(202);
+        resp.accepted = true;
         Ok(Some(resp))
     }
 

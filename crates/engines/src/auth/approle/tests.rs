@@ -828,7 +828,7 @@ async fn secret_id_ttl_expiry_and_tidy() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(resp.status, Some(202));
+    assert!(resp.accepted);
     assert_eq!(resp.warnings.len(), 1);
     assert!(resp.data.is_none());
     let after: Vec<String> =
