@@ -9,7 +9,7 @@ use axum::extract::{Request as HttpRequest, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response as HttpResponse;
 use coffer_core::error::{CoreError, ErrorCode};
-use coffer_core::request::{Credential, Dialect, Operation, Request, Response, KIND_BARE};
+use coffer_core::request::{Credential, Dialect, Operation, Request, Response};
 use coffer_core::seal::InitParams;
 use coffer_core::util::value_as_bool;
 use coffer_core::Core;
@@ -54,9 +54,14 @@ pub fn vault_status(code: ErrorCode) -> StatusCode {
 
 fn core_error(e: &CoreError) -> HttpResponse {
     let status = vault_status(e.code);
-    if e.code == ErrorCode::Sealed {
-        // Vault's own wording, which clients match on
-        return error_response(status, &["Vault is sealed"]);
+    // Vault's own wording for the server's state, which clients match on
+    match e.code {
+        ErrorCode::Sealed => return error_response(status, &["Vault is sealed"]),
+        ErrorCode::NotInitialized => return error_response(status, &["Vault is not initialized"]),
+        ErrorCode::AlreadyInitialized => {
+            return error_response(status, &["Vault is already initialized"])
+        }
+        _ => {}
     }
     if e.message.is_empty() {
         return error_response(status, &[]);
@@ -104,6 +109,20 @@ fn data_at_top_level(path: &str, op: Operation) -> bool {
                     .is_some_and(|p| p.eq_ignore_ascii_case("sys/policy/"))
         }
     }
+}
+
+/// Vault's rekey, root-generation and decode-token endpoints answer their data as the whole body,
+/// without the envelope.
+fn answers_without_envelope(path: &str) -> bool {
+    matches!(
+        path.trim_end_matches('/'),
+        "sys/rekey/init"
+            | "sys/rekey/update"
+            | "sys/rekey/verify"
+            | "sys/generate-root/attempt"
+            | "sys/generate-root/update"
+            | "sys/decode-token"
+    )
 }
 
 /// The Vault response envelope.
@@ -425,7 +444,7 @@ pub(crate) async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> H
             } else {
                 rendered
             };
-            if resp.kind.as_deref() == Some(KIND_BARE) {
+            if answers_without_envelope(&path_for_shape) {
                 // Vault's rekey and root generation endpoints answer without an envelope
                 let body = Value::Object(resp.data.unwrap_or_default());
                 return json_response(status, &body);

@@ -668,7 +668,7 @@ impl Engine for TokenEngine {
                 }
             }
             ("tidy", Update | Create) => Ok(Some(Response::default().with_warning(
-                "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs.",
+                "Tidy operation successfully started. Any information from the operation will be printed to the server log.",
             ))),
             (
                 "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor" | "renew-self" | "renew"

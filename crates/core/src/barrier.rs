@@ -254,7 +254,7 @@ impl Barrier {
         if self.initialized().await? {
             return Err(CoreError::new(
                 crate::error::ErrorCode::AlreadyInitialized,
-                "Vault is already initialized",
+                "the server is already initialized",
             ));
         }
         let key = SecretKey::generate()?;
@@ -289,7 +289,7 @@ impl Barrier {
         let blob = self.backend.get(KEYRING_PATH).await?.ok_or_else(|| {
             CoreError::new(
                 crate::error::ErrorCode::NotInitialized,
-                "Vault is not initialized",
+                "the server is not initialized",
             )
         })?;
         let plain = decrypt_standalone(root, KEYRING_PATH.as_bytes(), &blob)

@@ -171,7 +171,7 @@ impl Core {
         if self.initialized().await? {
             return Err(CoreError::new(
                 ErrorCode::AlreadyInitialized,
-                "Vault is already initialized",
+                "the server is already initialized",
             ));
         }
         let root = SecretKey::generate()?;
@@ -321,7 +321,7 @@ impl Core {
                 progress.reset();
             }
             let cfg = self.seal_config().await?.ok_or_else(|| {
-                CoreError::new(ErrorCode::NotInitialized, "Vault is not initialized")
+                CoreError::new(ErrorCode::NotInitialized, "the server is not initialized")
             })?;
             if let (false, Some(key)) = (reset, key) {
                 if !self.is_sealed() {

@@ -209,10 +209,6 @@ pub struct Response {
     pub kind: Option<std::borrow::Cow<'static, str>>,
 }
 
-/// A [`Response::kind`]: `data` is the whole answer, which dialects that wrap answers in an
-/// envelope send bare (Vault answers its rekey and root generation endpoints so).
-pub const KIND_BARE: &str = "bare";
-
 /// What a wrapped response carries instead of its content.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct WrapInfo {

@@ -6,7 +6,7 @@ use super::str_param;
 use crate::core::Core;
 use crate::error::{CoreError, Result};
 use crate::rekey::{RekeyParams, RekeyUpdate, RekeyVerifyUpdate};
-use crate::request::{Operation, Response, KIND_BARE};
+use crate::request::{Operation, Response};
 use crate::util::{value_as_bool, value_as_i64};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -32,13 +32,11 @@ pub(super) fn owns(rest: &str) -> bool {
     unauthenticated(rest) || matches!(rest, "rekey/backup" | "rekey/recovery-key-backup")
 }
 
+/// An answer whose data is `v` (how the dialect frames it is the dialect's business: Vault
+/// sends these particular answers without its envelope).
 fn bare(v: impl serde::Serialize) -> Result<Response> {
     match serde_json::to_value(v).map_err(|e| CoreError::internal(e.to_string()))? {
-        Value::Object(m) => Ok(Response {
-            data: Some(m),
-            kind: Some(KIND_BARE.into()),
-            ..Default::default()
-        }),
+        Value::Object(m) => Ok(Response::data(m)),
         _ => Err(CoreError::internal("status is not an object")),
     }
 }
