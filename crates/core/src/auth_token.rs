@@ -16,7 +16,7 @@ pub struct TokenEngine {
     default_ttl: u64,
     max_ttl: u64,
     /// To ask the auth method that issued a token whether it may be renewed.
-    active: std::sync::Weak<crate::core::Active>,
+    router: std::sync::Weak<crate::router::Router>,
 }
 
 /// A token role (`auth/token/roles/<name>`).
@@ -157,13 +157,13 @@ impl TokenEngine {
         tokens: Arc<TokenStore>,
         default_ttl: u64,
         max_ttl: u64,
-        active: std::sync::Weak<crate::core::Active>,
+        router: std::sync::Weak<crate::router::Router>,
     ) -> Self {
         TokenEngine {
             tokens,
             default_ttl,
             max_ttl,
-            active,
+            router,
         }
     }
 
@@ -410,8 +410,8 @@ impl TokenEngine {
         if !e.path.starts_with("auth/") || e.path.starts_with("auth/token/") {
             return Ok(());
         }
-        let active = self.active.upgrade().ok_or_else(CoreError::sealed)?;
-        let (mount, rel) = active.router.route(&e.path).ok_or_else(|| {
+        let router = self.router.upgrade().ok_or_else(CoreError::sealed)?;
+        let (mount, rel) = router.route(&e.path).ok_or_else(|| {
             CoreError::invalid("the auth method that issued this token is no longer enabled")
         })?;
         let data = Map::new();

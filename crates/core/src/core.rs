@@ -43,7 +43,7 @@ impl Default for CoreConfig {
 
 /// Everything that exists only while unsealed.
 pub struct Active {
-    pub router: Router,
+    pub router: Arc<Router>,
     pub audit: crate::audit::Broker,
     pub tokens: Arc<TokenStore>,
     pub policies: Arc<PolicyStore>,
@@ -457,7 +457,7 @@ impl Core {
             },
         ));
         let active = Arc::new(Active {
-            router: Router::new(),
+            router: Arc::new(Router::new()),
             audit,
             tokens,
             policies,
@@ -481,7 +481,7 @@ impl Core {
                 active.tokens.clone(),
                 self.config.default_lease_ttl,
                 self.config.max_lease_ttl,
-                Arc::downgrade(active),
+                Arc::downgrade(&active.router),
             )),
             "cubbyhole" => Arc::new(crate::cubbyhole::CubbyholeEngine::new(
                 active.tokens.clone(),
@@ -598,7 +598,7 @@ impl Core {
         // everything the mount handed out goes with it: tokens of an auth method, leases of an
         // engine
         for id in active.leases.ids_under(&path).await? {
-            crate::sys::revoke_lease(&active, &id).await?;
+            active.tokens.revoke_lease(&id).await?;
         }
         mount.view.delete_prefix("").await?;
         mount.engine.cleanup().await?;

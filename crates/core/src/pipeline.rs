@@ -344,7 +344,7 @@ impl Core {
     ) -> Result<Response> {
         match (result, p.wrap_ttl) {
             (Ok(resp), Some(ttl)) if !resp.is_empty() && !p.path.starts_with("sys/wrapping/") => {
-                crate::wrapping::wrap(active, resp, &p.path, ttl).await
+                crate::wrapping::wrap(&active.tokens, resp, &p.path, ttl).await
             }
             (r, _) => r,
         }

@@ -200,6 +200,18 @@ fn lease_of(e: &TokenEntry) -> Option<Lease> {
 }
 
 impl TokenStore {
+    /// Revoke one lease: a token's lease revokes the token (and its children); any other lease
+    /// is deleted. Revoking an unknown lease succeeds, as in Vault.
+    pub async fn revoke_lease(&self, id: &str) -> Result<()> {
+        match self.leases.get(id).await? {
+            Some(l) => match &l.token_hash {
+                Some(h) => self.revoke_tree(h).await,
+                None => self.leases.delete(id).await,
+            },
+            None => Ok(()),
+        }
+    }
+
     pub fn new(view: View, leases: Arc<Leases>) -> Self {
         TokenStore {
             view,

@@ -1,10 +1,10 @@
 //! Response wrapping: a response is stored in the cubbyhole of a new single-use token with the
 //! requested TTL, and the caller gets only `wrap_info`; `sys/wrapping/unwrap` returns it once.
 
-use crate::core::Active;
 use crate::error::{CoreError, Result};
 use crate::request::{AuthInfo, Response, WrapInfo};
 use crate::token::NewToken;
+use crate::token::TokenStore;
 use crate::util::{format_unix, parse_duration_str, unix_now};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -53,7 +53,7 @@ pub fn parse_wrap_ttl(raw: &str) -> Result<u64> {
 }
 
 /// Wrap `resp` (created at `path`) for `ttl` seconds; returns the response to send instead.
-pub async fn wrap(active: &Active, resp: Response, path: &str, ttl: u64) -> Result<Response> {
+pub async fn wrap(tokens: &TokenStore, resp: Response, path: &str, ttl: u64) -> Result<Response> {
     let wrapped_accessor = resp
         .auth
         .as_ref()
@@ -68,8 +68,7 @@ pub async fn wrap(active: &Active, resp: Response, path: &str, ttl: u64) -> Resu
         renewable: resp.renewable,
         kind: resp.kind.map(|k| k.into_owned()),
     };
-    let (token, entry) = active
-        .tokens
+    let (token, entry) = tokens
         .create(NewToken {
             policies: vec![WRAPPING_POLICY.to_string()],
             display_name: "response-wrapping".into(),
@@ -78,7 +77,7 @@ pub async fn wrap(active: &Active, resp: Response, path: &str, ttl: u64) -> Resu
             ..Default::default()
         })
         .await?;
-    let cubby = active.tokens.cubbyhole(&entry.hash);
+    let cubby = tokens.cubbyhole(&entry.hash);
     let bytes = Zeroizing::new(
         serde_json::to_vec(&stored).map_err(|e| CoreError::internal(e.to_string()))?,
     );
@@ -112,10 +111,10 @@ fn invalid() -> CoreError {
 }
 
 async fn wrapping_entry(
-    active: &Active,
+    tokens: &TokenStore,
     token: &str,
 ) -> Result<std::sync::Arc<crate::token::TokenEntry>> {
-    let entry = active.tokens.lookup(token).await?.ok_or_else(invalid)?;
+    let entry = tokens.lookup(token).await?.ok_or_else(invalid)?;
     if !entry.policies.iter().any(|p| p == WRAPPING_POLICY) {
         return Err(invalid());
     }
@@ -123,9 +122,9 @@ async fn wrapping_entry(
 }
 
 /// Take the wrapped response out (once) and revoke the wrapping token.
-async fn take(active: &Active, token: &str) -> Result<(Stored, Meta)> {
-    let entry = wrapping_entry(active, token).await?;
-    let cubby = active.tokens.cubbyhole(&entry.hash);
+async fn take(tokens: &TokenStore, token: &str) -> Result<(Stored, Meta)> {
+    let entry = wrapping_entry(tokens, token).await?;
+    let cubby = tokens.cubbyhole(&entry.hash);
     let raw = cubby.get("response").await?.ok_or_else(invalid)?;
     let meta: Meta = cubby.get_json("meta").await?.ok_or_else(invalid)?;
     // only one concurrent unwrap can delete the record it read
@@ -141,7 +140,7 @@ async fn take(active: &Active, token: &str) -> Result<(Stored, Meta)> {
         ])
         .await
         .map_err(|_| invalid())?;
-    active.tokens.revoke_tree(&entry.hash).await?;
+    tokens.revoke_tree(&entry.hash).await?;
     let stored: Stored = serde_json::from_slice(&raw)
         .map_err(|_| CoreError::internal("wrapped response is corrupted"))?;
     Ok((stored, meta))
@@ -162,20 +161,19 @@ impl From<Stored> for Response {
     }
 }
 
-pub async fn unwrap(active: &Active, token: &str) -> Result<Response> {
-    let (s, _) = take(active, token).await?;
+pub async fn unwrap(tokens: &TokenStore, token: &str) -> Result<Response> {
+    let (s, _) = take(tokens, token).await?;
     Ok(s.into())
 }
 
-pub async fn rewrap(active: &Active, token: &str) -> Result<Response> {
-    let (s, meta) = take(active, token).await?;
-    wrap(active, s.into(), &meta.creation_path, meta.creation_ttl).await
+pub async fn rewrap(tokens: &TokenStore, token: &str) -> Result<Response> {
+    let (s, meta) = take(tokens, token).await?;
+    wrap(tokens, s.into(), &meta.creation_path, meta.creation_ttl).await
 }
 
-pub async fn lookup(active: &Active, token: &str) -> Result<Response> {
-    let entry = wrapping_entry(active, token).await?;
-    let meta: Meta = active
-        .tokens
+pub async fn lookup(tokens: &TokenStore, token: &str) -> Result<Response> {
+    let entry = wrapping_entry(tokens, token).await?;
+    let meta: Meta = tokens
         .cubbyhole(&entry.hash)
         .get_json("meta")
         .await?

@@ -68,13 +68,13 @@ pub(super) async fn dispatch(
         }
         ("leases/revoke" | "revoke", Operation::Update) => {
             let id = lease_id_param(d)?;
-            revoke_lease(active, &id).await?;
+            active.tokens.revoke_lease(&id).await?;
             Ok(Response::default())
         }
         (p, Operation::Update) if p.starts_with("leases/revoke/") => {
             let id = p["leases/revoke/".len()..].to_string();
             crate::lease::validate_lease_id(&id)?;
-            revoke_lease(active, &id).await?;
+            active.tokens.revoke_lease(&id).await?;
             Ok(Response::default())
         }
         (p, Operation::Update)
@@ -89,7 +89,7 @@ pub(super) async fn dispatch(
                 ids.insert(0, prefix.to_string());
             }
             for id in ids {
-                match revoke_lease(active, &id).await {
+                match active.tokens.revoke_lease(&id).await {
                     Ok(()) => {}
                     Err(_) if force => active.leases.delete(&id).await?,
                     Err(e) => return Err(e),
@@ -124,16 +124,4 @@ fn lease_id_param(d: &Map<String, Value>) -> Result<String> {
         .to_string();
     crate::lease::validate_lease_id(&id)?;
     Ok(id)
-}
-
-/// Revoke one lease: a token's lease revokes the token (and its children).
-pub(crate) async fn revoke_lease(active: &Active, id: &str) -> Result<()> {
-    match active.leases.get(id).await? {
-        Some(l) => match &l.token_hash {
-            Some(h) => active.tokens.revoke_tree(h).await,
-            None => active.leases.delete(id).await,
-        },
-        // revoking an unknown lease succeeds, as in Vault
-        None => Ok(()),
-    }
 }

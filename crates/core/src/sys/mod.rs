@@ -16,8 +16,6 @@ use crate::token::TokenEntry;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
-pub(crate) use leases::revoke_lease;
-
 /// Paths under `sys/` that need `sudo` (Vault's root-protected sys paths).
 pub(crate) fn needs_sudo(rest: &str, op: Operation) -> bool {
     rest == "rotate"

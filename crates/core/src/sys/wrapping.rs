@@ -31,9 +31,9 @@ pub(super) async fn dispatch(
                     .ok_or_else(|| CoreError::invalid("no wrapping token given"))?,
             };
             match rest {
-                "wrapping/unwrap" => crate::wrapping::unwrap(active, &token).await,
-                "wrapping/rewrap" => crate::wrapping::rewrap(active, &token).await,
-                _ => crate::wrapping::lookup(active, &token).await,
+                "wrapping/unwrap" => crate::wrapping::unwrap(&active.tokens, &token).await,
+                "wrapping/rewrap" => crate::wrapping::rewrap(&active.tokens, &token).await,
+                _ => crate::wrapping::lookup(&active.tokens, &token).await,
             }
         }
         ("wrapping/wrap", Operation::Update) => {
@@ -47,7 +47,13 @@ pub(super) async fn dispatch(
                     CoreError::invalid("endpoint requires response wrapping to be used")
                 })?;
             let ttl = crate::wrapping::parse_wrap_ttl(ttl)?;
-            crate::wrapping::wrap(active, Response::data(d.clone()), "sys/wrapping/wrap", ttl).await
+            crate::wrapping::wrap(
+                &active.tokens,
+                Response::data(d.clone()),
+                "sys/wrapping/wrap",
+                ttl,
+            )
+            .await
         }
         _ => Err(CoreError::unsupported_path(&req.path)),
     }
