@@ -6,6 +6,7 @@
 //! - [`vault`] is the HashiCorp Vault dialect (`/v1/…`);
 //! - [`listener`] serves the router over plain TCP or TLS.
 
+pub mod aws;
 pub mod common;
 pub mod dispatch;
 pub mod listener;

@@ -130,6 +130,17 @@ struct ServerCmd {
     /// 127.0.0.1:8443) [env: COFFER_DEV_TLS_LISTEN_ADDRESS]
     #[arg(long, value_name = "ADDR")]
     dev_tls_listen_address: Option<String>,
+    /// The access key id of dev mode's AWS key pair (default: generated)
+    /// [env: COFFER_DEV_AWS_ACCESS_KEY_ID]
+    #[arg(long, value_name = "ID")]
+    dev_aws_access_key_id: Option<String>,
+    /// The secret of dev mode's AWS key pair, given with its id (default: generated)
+    /// [env: COFFER_DEV_AWS_SECRET_ACCESS_KEY]
+    #[arg(long, value_name = "SECRET")]
+    dev_aws_secret_access_key: Option<String>,
+    /// The 12-digit AWS account id dev mode records for ARNs [env: COFFER_DEV_AWS_ACCOUNT_ID]
+    #[arg(long, value_name = "NNNNNNNNNNNN")]
+    dev_aws_account_id: Option<String>,
     /// Configuration file or directory (repeatable)
     #[arg(long, value_name = "FILE")]
     config: Vec<PathBuf>,
@@ -156,6 +167,17 @@ impl ServerCmd {
             dev_tls_listen_address: self
                 .dev_tls_listen_address
                 .or_else(|| first_env(&["COFFER_DEV_TLS_LISTEN_ADDRESS"])),
+            dev_aws: crate::server::DevAwsArgs {
+                access_key_id: self
+                    .dev_aws_access_key_id
+                    .or_else(|| first_env(&["COFFER_DEV_AWS_ACCESS_KEY_ID"])),
+                secret_access_key: self
+                    .dev_aws_secret_access_key
+                    .or_else(|| first_env(&["COFFER_DEV_AWS_SECRET_ACCESS_KEY"])),
+                account_id: self
+                    .dev_aws_account_id
+                    .or_else(|| first_env(&["COFFER_DEV_AWS_ACCOUNT_ID"])),
+            },
             config: self.config,
             log_level: self
                 .log_level
@@ -259,6 +281,10 @@ mod tests {
             "-dev-listen-address",
             "127.0.0.1:8300",
             "-dev-tls-listen-address=127.0.0.1:8301",
+            "-dev-aws-access-key-id=FOOBARKEY",
+            "-dev-aws-secret-access-key",
+            "s3cr3t",
+            "--dev-aws-account-id=123456789012",
             "-config=a.hcl",
             "--config",
             "b.hcl",
@@ -279,6 +305,9 @@ mod tests {
             [PathBuf::from("a.hcl"), PathBuf::from("b.hcl")]
         );
         assert_eq!(args.log_level.as_deref(), Some("debug"));
+        assert_eq!(args.dev_aws.access_key_id.as_deref(), Some("FOOBARKEY"));
+        assert_eq!(args.dev_aws.secret_access_key.as_deref(), Some("s3cr3t"));
+        assert_eq!(args.dev_aws.account_id.as_deref(), Some("123456789012"));
 
         let Command::Server(cmd) = parsed(&["server", "-dev=false", "-config", "x.hcl"]) else {
             panic!("not server")

@@ -1,6 +1,7 @@
 //! `coffer server`: configuration loading and the listeners.
 
 mod config;
+mod dev_aws;
 mod dev_tls;
 
 use anyhow::{bail, Context};
@@ -8,6 +9,7 @@ use coffer_core::router::EngineRegistry;
 use coffer_core::{Core, CoreConfig};
 use coffer_storage::{Backend, FileBackend, InmemBackend};
 pub use config::{load_config, ServerConfig, StorageConfig};
+pub use dev_aws::DevAwsArgs;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ pub struct ServerArgs {
     pub dev_listen_address: Option<String>,
     /// The dev HTTPS listener's address (default 127.0.0.1:8443).
     pub dev_tls_listen_address: Option<String>,
+    /// Dev mode's AWS access key pair and account id (`-dev-aws-…`).
+    pub dev_aws: DevAwsArgs,
     /// `-config` may be given several times (files or directories), as in Vault.
     pub config: Vec<PathBuf>,
     pub log_level: Option<String>,
@@ -31,6 +35,10 @@ pub fn engine_registry() -> EngineRegistry {
     r.register("kv-v2", coffer_engines::kv_factory());
     r.register("approle", coffer_engines::approle_factory());
     r.register("userpass", coffer_engines::userpass_factory());
+    r.register(
+        coffer_engines::auth::access_keys::MOUNT_TYPE,
+        coffer_engines::access_keys_factory(),
+    );
     r
 }
 
@@ -50,6 +58,9 @@ pub const DEV_TLS_LISTEN_ADDRESS: &str = "127.0.0.1:8443";
 
 /// Run the server until SIGINT/SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    if args.dev {
+        dev_aws::check_args(&args.dev_aws)?;
+    }
     // flags made moot by a configuration, warned about once logging is set up
     let mut ignored = Vec::new();
     let mut dev_tls_address = None;
@@ -256,6 +267,7 @@ async fn serve(
             .dev_setup(args.dev_root_token_id.clone())
             .await
             .map_err(|e| anyhow::anyhow!("dev setup failed: {e}"))?;
+        let aws = dev_aws::setup(&core, &root, &args.dev_aws).await?;
         let addr = bound
             .first()
             .map(|b| b.local_addr.to_string())
@@ -271,6 +283,22 @@ async fn serve(
         }
         println!("Unseal Key: {key}");
         println!("Root Token: {root}");
+        println!();
+        println!(
+            "AWS access key (auth/{}/keys/{}, policy {}: everything under secret/):",
+            dev_aws::DEV_AWS_MOUNT,
+            dev_aws::DEV_AWS_KEY_NAME,
+            dev_aws::DEV_AWS_POLICY
+        );
+        println!();
+        println!(
+            "{}",
+            dev_aws::env_line("AWS_ACCESS_KEY_ID", &aws.access_key_id)
+        );
+        println!(
+            "{}",
+            dev_aws::env_line("AWS_SECRET_ACCESS_KEY", &aws.secret_access_key)
+        );
         println!();
         println!("Development mode should NOT be used in production installations!");
     } else if core.initialized().await.unwrap_or(false) {

@@ -20,6 +20,7 @@ pub mod request;
 pub mod router;
 pub mod seal;
 pub mod shamir;
+pub mod sigv4;
 mod sys;
 pub mod token;
 pub mod util;

@@ -81,6 +81,20 @@ pub struct SignedProof {
     pub security_token: Option<String>,
 }
 
+impl std::fmt::Debug for SignedProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never print the session token
+        f.debug_struct("SignedProof")
+            .field("access_key_id", &self.access_key_id)
+            .field("scope", &self.scope)
+            .field(
+                "security_token",
+                &self.security_token.as_ref().map(|_| ".."),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// SigV4's credential scope: `<date>/<region>/<service>/aws4_request`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SigningScope {

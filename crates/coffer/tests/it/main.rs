@@ -1,5 +1,6 @@
 //! End-to-end tests: each starts the real `coffer` binary and drives it over HTTP.
 
+mod access_keys;
 mod adversarial;
 mod adversarial_transport;
 mod audit;

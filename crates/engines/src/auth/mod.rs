@@ -3,9 +3,12 @@
 //!
 //! - [`approle`]: Vault's AppRole (`role_id` + `secret_id`), secret IDs stored HMAC'd.
 //! - [`userpass`]: Vault's userpass, passwords hashed with Argon2id.
+//! - [`access_keys`]: AWS-style access key pairs for SigV4-signed requests (`aws-access-keys`).
 //!
-//! Both lock a login name out after repeated failures (Vault's user lockout, `lockout`).
+//! AppRole and userpass lock a login name out after repeated failures (Vault's user lockout,
+//! `lockout`).
 
+pub mod access_keys;
 pub mod approle;
 mod common;
 mod lockout;
@@ -14,5 +17,6 @@ mod password;
 mod test_util;
 pub mod userpass;
 
+pub use access_keys::{access_keys_factory, AccessKeysEngine};
 pub use approle::{approle_factory, AppRoleEngine};
 pub use userpass::{userpass_factory, UserpassEngine};

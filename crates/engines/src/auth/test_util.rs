@@ -254,4 +254,18 @@ impl<E: Engine> Env<E> {
             assert!(!contains(&v), "stored value at {k} contains the secret");
         }
     }
+
+    /// Assert that `needle` appears in no raw (encrypted) key or value: for secrets an engine
+    /// must keep (under the barrier) but storage must never see.
+    pub async fn assert_not_stored_raw(&self, needle: &str) {
+        assert!(needle.len() >= 8, "needle too short to be meaningful");
+        let n = needle.as_bytes();
+        for (k, v) in self.raw_dump().await {
+            assert!(!k.contains(needle), "raw key {k} contains the secret");
+            assert!(
+                !v.windows(n.len()).any(|w| w == n),
+                "raw value at {k} contains the secret"
+            );
+        }
+    }
 }
