@@ -3,6 +3,7 @@
 
 use crate::barrier::View;
 use crate::error::{CoreError, Result};
+pub use crate::paths::{Captures, Ops, PathEntry, PathFlags, PathLookup, PathTable, RouteMatch};
 use crate::request::{Operation, Response};
 use crate::token::TokenEntry;
 use arc_swap::ArcSwap;
@@ -110,6 +111,24 @@ pub trait Engine: Send + Sync + 'static {
         _proof: &crate::request::SignedProof,
     ) -> Result<Option<crate::request::SignedIdentity>> {
         Ok(None)
+    }
+
+    /// The engine's declarative path table ([`crate::paths`]): the core matches a request's
+    /// path against it once, takes `unauthenticated`, `sudo` and the existence check from the
+    /// match, and hands the match to [`Engine::handle_route`]. `None`: an engine without a
+    /// table (every write gets an existence check; [`Engine::handle`] routes by itself).
+    fn paths(&self) -> Option<&'static dyn PathLookup> {
+        None
+    }
+
+    /// Handle a request whose path the core matched against [`Engine::paths`] (`route` is that
+    /// match, made on `req.path`). The default routes again through [`Engine::handle`].
+    async fn handle_route(
+        &self,
+        req: &EngineRequest<'_>,
+        _route: &RouteMatch,
+    ) -> Result<Option<Response>> {
+        self.handle(req).await
     }
 
     /// Relative paths (prefix match; `*` suffix) that need no token, e.g. `login`.
