@@ -175,11 +175,16 @@ impl<'p> Captures<'p> {
     /// The capture `name`; an error (a table and its handler disagreeing) when the pattern has
     /// none of that name.
     pub fn get(&self, name: &str) -> Result<&'p str> {
+        self.opt(name)
+            .ok_or_else(|| CoreError::internal(format!("no path capture named {name:?}")))
+    }
+
+    /// The capture `name`, if the pattern has one.
+    pub fn opt(&self, name: &str) -> Option<&'p str> {
         self.captures[..usize::from(self.len).min(MAX_CAPTURES)]
             .iter()
             .find(|c| c.name == name)
             .and_then(|c| self.path.get(c.start as usize..c.end as usize))
-            .ok_or_else(|| CoreError::internal(format!("no path capture named {name:?}")))
     }
 }
 
@@ -377,11 +382,6 @@ impl<H: Copy + Send + Sync + 'static> PathTable<H> {
             .ok_or_else(|| CoreError::unsupported_path(&format!("{}{}", req.mount.path, req.path)))
     }
 
-    /// The flags of `path` (all off for an unknown path).
-    pub fn flags(&self, path: &str) -> PathFlags {
-        self.lookup(path).map(|m| m.flags).unwrap_or_default()
-    }
-
     /// Problems of the table itself (for the engines' tests): malformed patterns, a remainder
     /// that is not last, too many captures, two patterns of the same shape, an entry without
     /// operations, an operation mapped twice in one entry.
@@ -452,6 +452,11 @@ fn shape(pattern: &str) -> String {
 pub trait PathLookup: Send + Sync {
     /// The match of a mount-relative path, or `None` (an unknown path).
     fn find(&self, path: &str) -> Option<RouteMatch>;
+
+    /// The flags of `path` (all off for an unknown path).
+    fn flags(&self, path: &str) -> PathFlags {
+        self.find(path).map(|m| m.flags).unwrap_or_default()
+    }
 }
 
 impl<H: Copy + Send + Sync + 'static> PathLookup for PathTable<H> {
