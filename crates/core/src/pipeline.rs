@@ -15,7 +15,7 @@
 use crate::core::{Active, Core};
 use crate::error::{CoreError, ErrorCode, Result};
 use crate::request::{Credential, Operation, Request, Response, SignedProof};
-use crate::router::{path_matches, EngineRequest, Mount, MountEntry, RouteMatch};
+use crate::router::{EngineRequest, Mount, MountEntry, RouteMatch};
 use crate::token::{NewToken, TokenEntry};
 use crate::util::validate_path;
 use futures_util::FutureExt as _;
@@ -139,18 +139,9 @@ impl Core {
                 }
                 // the one match of the path in the engine's table: its flags now, its handler at
                 // dispatch
-                let (route, unauth, sudo) = match mount.engine.paths() {
-                    Some(table) => {
-                        let route = table.find(&rel);
-                        let flags = route.map(|r| r.flags).unwrap_or_default();
-                        (route, flags.unauthenticated, flags.sudo)
-                    }
-                    None => (
-                        None,
-                        path_matches(mount.engine.unauthenticated_paths(), &rel),
-                        path_matches(mount.engine.root_paths(), &rel),
-                    ),
-                };
+                let route = mount.engine.paths().and_then(|table| table.find(&rel));
+                let flags = route.map(|r| r.flags).unwrap_or_default();
+                let (unauth, sudo) = (flags.unauthenticated, flags.sudo);
                 (Target::Mount(mount, rel, route), unauth, sudo)
             };
         Ok(Pending {

@@ -116,7 +116,8 @@ pub trait Engine: Send + Sync + 'static {
     /// The engine's declarative path table ([`crate::paths`]): the core matches a request's
     /// path against it once, takes `unauthenticated`, `sudo` and the existence check from the
     /// match, and hands the match to [`Engine::handle_route`]. `None`: an engine without a
-    /// table (every write gets an existence check; [`Engine::handle`] routes by itself).
+    /// table (no path is unauthenticated or root-protected, every write gets an existence
+    /// check, [`Engine::handle`] routes by itself).
     fn paths(&self) -> Option<&'static dyn PathLookup> {
         None
     }
@@ -129,16 +130,6 @@ pub trait Engine: Send + Sync + 'static {
         _route: &RouteMatch,
     ) -> Result<Option<Response>> {
         self.handle(req).await
-    }
-
-    /// Relative paths (prefix match; `*` suffix) that need no token, e.g. `login`.
-    fn unauthenticated_paths(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// Relative paths that need `sudo` in addition to the operation's capability.
-    fn root_paths(&self) -> &'static [&'static str] {
-        &[]
     }
 
     /// Called before a token this auth method issued at login is renewed: refuse when the login
@@ -242,12 +233,4 @@ impl Router {
         });
         self.table.store(Arc::new(mounts));
     }
-}
-
-/// Whether `rel` matches one of an engine's path patterns (`*` suffix = prefix match).
-pub fn path_matches(patterns: &[&str], rel: &str) -> bool {
-    patterns.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => rel.starts_with(prefix),
-        None => rel == *p,
-    })
 }
