@@ -3,7 +3,7 @@
 use crate::error::{CoreError, Result};
 use crate::policy_store::normalize_name;
 use crate::request::{AuthInfo, Operation, Response};
-use crate::router::{Engine, EngineRequest};
+use crate::router::{Engine, EngineRequest, Ops, PathEntry, PathLookup, PathTable, RouteMatch};
 use crate::token::{hash_token, NewToken, TokenEntry, TokenStore};
 use crate::util::{format_unix, unix_now, value_as_i64};
 use async_trait::async_trait;
@@ -559,6 +559,73 @@ fn role_data(r: &TokenRole) -> Map<String, Value> {
     }
 }
 
+/// The endpoints of `auth/token/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Create,
+    CreateOrphan,
+    CreateWithRole,
+    LookupSelf,
+    Lookup,
+    LookupAccessor,
+    RenewSelf,
+    Renew,
+    RenewAccessor,
+    RevokeSelf,
+    Revoke,
+    RevokeAccessor,
+    RevokeOrphan,
+    ListAccessors,
+    ListRoles,
+    ReadRole,
+    WriteRole,
+    DeleteRole,
+    Tidy,
+    /// Answered as an unknown path (see `create/{role_name+}`).
+    Unknown,
+}
+
+const WRITE: Ops = Ops::WRITE;
+const READ_WRITE: Ops = Ops::READ.or(Ops::WRITE);
+const NOT_WRITE: Ops = Ops::READ.or(Ops::PATCH).or(Ops::DELETE).or(Ops::LIST);
+const REVOKE_ORPHAN: &[(Ops, Path)] = &[(WRITE, Path::RevokeOrphan)];
+
+/// Vault's token store paths. Trailing slashes are ignored (`/?`). Root-protected as in Vault
+/// (`revoke-orphan`, `accessors*`); `revoke-orphan/` is not (it was not before the table, and
+/// only a list reaches it).
+static PATHS: PathTable<Path> = PathTable::new(&[
+    PathEntry::new("create/?", &[(WRITE, Path::Create)]),
+    PathEntry::new("create-orphan/?", &[(WRITE, Path::CreateOrphan)]),
+    // other operations on a role's create path have always been an unknown path here (Vault:
+    // unsupported operation); kept so that no client sees a change
+    PathEntry::new(
+        "create/{role_name+}/?",
+        &[(WRITE, Path::CreateWithRole), (NOT_WRITE, Path::Unknown)],
+    ),
+    PathEntry::new("lookup-self/?", &[(READ_WRITE, Path::LookupSelf)]),
+    PathEntry::new("lookup/?", &[(READ_WRITE, Path::Lookup)]),
+    PathEntry::new("lookup-accessor/?", &[(WRITE, Path::LookupAccessor)]),
+    PathEntry::new("renew-self/?", &[(WRITE, Path::RenewSelf)]),
+    PathEntry::new("renew/?", &[(WRITE, Path::Renew)]),
+    PathEntry::new("renew-accessor/?", &[(WRITE, Path::RenewAccessor)]),
+    PathEntry::new("revoke-self/?", &[(WRITE, Path::RevokeSelf)]),
+    PathEntry::new("revoke/?", &[(WRITE, Path::Revoke)]),
+    PathEntry::new("revoke-accessor/?", &[(WRITE, Path::RevokeAccessor)]),
+    PathEntry::new("revoke-orphan", REVOKE_ORPHAN).sudo(),
+    PathEntry::new("revoke-orphan/", REVOKE_ORPHAN),
+    PathEntry::new("accessors/?", &[(Ops::LIST, Path::ListAccessors)]).sudo(),
+    PathEntry::new("roles/?", &[(Ops::LIST, Path::ListRoles)]),
+    PathEntry::new(
+        "roles/{role_name+}/?",
+        &[
+            (Ops::READ, Path::ReadRole),
+            (WRITE, Path::WriteRole),
+            (Ops::DELETE, Path::DeleteRole),
+        ],
+    ),
+    PathEntry::new("tidy/?", &[(WRITE, Path::Tidy)]),
+]);
+
 #[async_trait]
 impl Engine for TokenEngine {
     fn canonical_path<'a>(&self, rel: &'a str) -> Result<std::borrow::Cow<'a, str>> {
@@ -567,57 +634,65 @@ impl Engine for TokenEngine {
         })
     }
 
-    fn root_paths(&self) -> &'static [&'static str] {
-        &["revoke-orphan", "accessors/", "accessors"]
+    fn paths(&self) -> Option<&'static dyn PathLookup> {
+        Some(&PATHS)
     }
 
     async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
-        use Operation::*;
+        let route = PATHS.find_for(req)?;
+        self.handle_route(req, &route).await
+    }
+
+    async fn handle_route(
+        &self,
+        req: &EngineRequest<'_>,
+        route: &RouteMatch,
+    ) -> Result<Option<Response>> {
         let op = req.operation;
-        let path = req.path.trim_end_matches('/');
-        match (path, op) {
-            ("create", Create | Update) => self.create(req, false, None).await.map(Some),
-            ("create-orphan", Create | Update) => self.create(req, true, None).await.map(Some),
-            (p, Create | Update) if p.starts_with("create/") => {
-                let role = &p["create/".len()..];
+        let caps = route.captures(req.path);
+        match PATHS.handler(route, op)? {
+            Path::Create => self.create(req, false, None).await.map(Some),
+            Path::CreateOrphan => self.create(req, true, None).await.map(Some),
+            Path::CreateWithRole => {
+                let role = caps.get("role_name")?;
                 self.create(req, false, Some(role)).await.map(Some)
             }
-            ("lookup-self", Read | Update | Create) => {
+            Path::LookupSelf => {
                 let e = self.caller(req)?;
                 Ok(Some(Response::data(lookup_data(e, req.client_token))))
             }
-            ("lookup", Read | Update | Create) => {
-                if param_str(req.data, "token")?.is_none() && op == Read {
+            Path::Lookup => {
+                if param_str(req.data, "token")?.is_none() && op == Operation::Read {
                     let e = self.caller(req)?;
                     return Ok(Some(Response::data(lookup_data(e, req.client_token))));
                 }
                 let (token, e) = self.target_from_token_param(req, bad_token).await?;
                 Ok(Some(Response::data(lookup_data(&e, Some(&token)))))
             }
-            ("lookup-accessor", Update | Create) => {
+            Path::LookupAccessor => {
                 let e = self.target_from_accessor(req).await?;
                 Ok(Some(Response::data(lookup_data(&e, None))))
             }
-            ("renew-self", Update | Create) => {
+            Path::RenewSelf => {
                 let e = self.caller(req)?;
                 self.renewed(req.client_token.map(str::to_string), e, self.increment(req)?)
                     .await
                     .map(Some)
             }
-            ("renew", Update | Create) => {
+            Path::Renew => {
                 let (token, e) = self.target_from_token_param(req, token_not_found).await?;
                 self.renewed(Some(token), &e, self.increment(req)?).await.map(Some)
             }
-            ("renew-accessor", Update | Create) => {
+            Path::RenewAccessor => {
                 let e = self.target_from_accessor(req).await?;
                 self.renewed(None, &e, self.increment(req)?).await.map(Some)
             }
-            ("revoke-self", Update | Create) => {
+            Path::RevokeSelf => {
                 let e = self.caller(req)?;
                 self.tokens.revoke_tree(&e.hash).await?;
                 Ok(None)
             }
-            ("revoke", Update | Create) => {
+            Path::Revoke => {
                 let token = param_str(req.data, "token")?
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| CoreError::invalid("missing token"))?;
@@ -625,7 +700,7 @@ impl Engine for TokenEngine {
                 self.tokens.revoke_tree(&hash_token(token)).await?;
                 Ok(None)
             }
-            ("revoke-accessor", Update | Create) => {
+            Path::RevokeAccessor => {
                 let acc = param_str(req.data, "accessor")?
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| CoreError::invalid("missing accessor"))?;
@@ -634,49 +709,38 @@ impl Engine for TokenEngine {
                 }
                 Ok(None)
             }
-            ("revoke-orphan", Update | Create) => {
+            Path::RevokeOrphan => {
                 let token = param_str(req.data, "token")?
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| CoreError::invalid("missing token"))?;
                 self.tokens.revoke_orphan(&hash_token(token)).await?;
                 Ok(None)
             }
-            ("accessors", List) => {
+            Path::ListAccessors => {
                 let keys = self.tokens.list_accessors().await?;
                 Ok(Some(Response::data(keys_map(keys))))
             }
-            ("roles", List) => {
+            Path::ListRoles => {
                 let keys = req.storage.list("roles/").await?;
                 if keys.is_empty() {
                     return Err(CoreError::not_found(""));
                 }
                 Ok(Some(Response::data(keys_map(keys))))
             }
-            (p, _) if p.starts_with("roles/") => {
-                let name = &p["roles/".len()..];
-                match op {
-                    Read => match self.load_role(req, name).await? {
-                        Some(r) => Ok(Some(Response::data(role_data(&r)))),
-                        None => Err(CoreError::not_found("")),
-                    },
-                    Create | Update => self.write_role(req, name).await,
-                    Delete => {
-                        req.storage.delete(&format!("roles/{}", role_key(name)?)).await?;
-                        Ok(None)
-                    }
-                    _ => Err(CoreError::unsupported_operation()),
-                }
+            Path::ReadRole => match self.load_role(req, caps.get("role_name")?).await? {
+                Some(r) => Ok(Some(Response::data(role_data(&r)))),
+                None => Err(CoreError::not_found("")),
+            },
+            Path::WriteRole => self.write_role(req, caps.get("role_name")?).await,
+            Path::DeleteRole => {
+                let key = role_key(caps.get("role_name")?)?;
+                req.storage.delete(&format!("roles/{key}")).await?;
+                Ok(None)
             }
-            ("tidy", Update | Create) => Ok(Some(Response::default().with_warning(
+            Path::Tidy => Ok(Some(Response::default().with_warning(
                 "Tidy operation successfully started. Any information from the operation will be printed to the server log.",
             ))),
-            (
-                "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor" | "renew-self" | "renew"
-                | "renew-accessor" | "revoke-self" | "revoke" | "revoke-accessor" | "revoke-orphan" | "accessors"
-                | "roles" | "tidy",
-                _,
-            ) => Err(CoreError::unsupported_operation()),
-            _ => Err(CoreError::unsupported_path(&format!("auth/token/{}", req.path))),
+            Path::Unknown => Err(CoreError::unsupported_path(&format!("auth/token/{}", req.path))),
         }
     }
 }
@@ -685,4 +749,47 @@ pub(crate) fn keys_map(keys: Vec<String>) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("keys".into(), json!(keys));
     m
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    /// The table's flags are Vault's: `revoke-orphan` and `accessors` need sudo (Vault's
+    /// `PathsSpecial.Root`: `revoke-orphan/*`, `accessors*`), nothing is unauthenticated, no
+    /// path has an existence check.
+    #[test]
+    fn path_flags_are_vaults() {
+        assert!(PATHS.problems().is_empty(), "{:?}", PATHS.problems());
+        for p in ["revoke-orphan", "accessors", "accessors/"] {
+            assert!(PATHS.flags(p).sudo, "{p}");
+        }
+        for p in [
+            "revoke",
+            "create",
+            "create-orphan",
+            "lookup-self",
+            "roles/x",
+            "tidy",
+        ] {
+            assert!(!PATHS.flags(p).sudo, "{p}");
+        }
+        assert!(PATHS
+            .entries()
+            .iter()
+            .all(|e| !e.flags.unauthenticated && !e.flags.existence_check));
+    }
+
+    #[test]
+    fn create_paths() {
+        let m = PATHS.lookup("create/web/").unwrap();
+        assert_eq!(m.captures("create/web/").get("role_name").unwrap(), "web");
+        assert_eq!(
+            PATHS.handler(&m, Operation::Update).unwrap(),
+            Path::CreateWithRole
+        );
+        assert_eq!(PATHS.handler(&m, Operation::Read).unwrap(), Path::Unknown);
+        let m = PATHS.lookup("create/").unwrap();
+        assert_eq!(PATHS.handler(&m, Operation::Update).unwrap(), Path::Create);
+    }
 }

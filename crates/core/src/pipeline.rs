@@ -15,7 +15,7 @@
 use crate::core::{Active, Core};
 use crate::error::{CoreError, ErrorCode, Result};
 use crate::request::{Credential, Operation, Request, Response, SignedProof};
-use crate::router::{path_matches, EngineRequest, Mount, MountEntry};
+use crate::router::{EngineRequest, Mount, MountEntry, RouteMatch};
 use crate::token::{NewToken, TokenEntry};
 use crate::util::validate_path;
 use futures_util::FutureExt as _;
@@ -25,8 +25,9 @@ use std::sync::Arc;
 pub(crate) enum Target {
     /// A `sys/` endpoint (the path below `sys/`).
     Sys(String),
-    /// A mount and the canonical path below it.
-    Mount(Mount, String),
+    /// A mount, the canonical path below it, and its match in the engine's path table (`None`:
+    /// an unknown path, or an engine without a table).
+    Mount(Mount, String, Option<RouteMatch>),
 }
 
 /// A request on its way through the stages.
@@ -49,7 +50,7 @@ impl Pending {
     fn mount_labels(&self) -> (&str, &str) {
         match &self.target {
             Target::Sys(_) => ("system", "system"),
-            Target::Mount(m, _) => (m.entry.kind.as_str(), m.entry.accessor.as_str()),
+            Target::Mount(m, ..) => (m.entry.kind.as_str(), m.entry.accessor.as_str()),
         }
     }
 
@@ -136,9 +137,12 @@ impl Core {
                 if canonical != req.path {
                     req.path = canonical;
                 }
-                let unauth = path_matches(mount.engine.unauthenticated_paths(), &rel);
-                let sudo = path_matches(mount.engine.root_paths(), &rel);
-                (Target::Mount(mount, rel), unauth, sudo)
+                // the one match of the path in the engine's table: its flags now, its handler at
+                // dispatch
+                let route = mount.engine.paths().and_then(|table| table.find(&rel));
+                let flags = route.map(|r| r.flags).unwrap_or_default();
+                let (unauth, sudo) = (flags.unauthenticated, flags.sudo);
+                (Target::Mount(mount, rel, route), unauth, sudo)
             };
         Ok(Pending {
             path: req.path.clone(),
@@ -246,8 +250,15 @@ impl Core {
     /// ACL tells them apart). Skipped for a caller already refused, so a refused caller cannot
     /// probe what exists.
     pub(crate) async fn resolve_operation(&self, p: &mut Pending) -> Result<()> {
-        if let (Target::Mount(mount, rel), None) = (&p.target, &p.denied) {
+        if let (Target::Mount(mount, rel, route), None) = (&p.target, &p.denied) {
             if p.op == Operation::Update || p.op == Operation::Create {
+                // with a table, only the paths it flags have an existence check
+                let checked = mount.engine.paths().is_none()
+                    || route.is_some_and(|r| r.flags.existence_check);
+                if !checked {
+                    p.op = Operation::Update;
+                    return Ok(());
+                }
                 let probe = engine_request(p.op, mount, rel, &p.req, p.token.as_deref());
                 p.op = match mount.engine.exists(&probe).await? {
                     Some(false) => Operation::Create,
@@ -307,9 +318,13 @@ impl Core {
                 Target::Sys(rest) => {
                     crate::sys::dispatch(self, active, &p.req, rest, p.op, p.token.clone()).await
                 }
-                Target::Mount(mount, rel) => {
+                Target::Mount(mount, rel, route) => {
                     let ereq = engine_request(p.op, mount, rel, &p.req, p.token.as_deref());
-                    match mount.engine.handle(&ereq).await {
+                    let answer = match route {
+                        Some(route) => mount.engine.handle_route(&ereq, route).await,
+                        None => mount.engine.handle(&ereq).await,
+                    };
+                    match answer {
                         Ok(Some(mut resp)) => match resp.login.take() {
                             Some(login) => self
                                 .issue_login_token(active, &mount.entry, &p.path, login)

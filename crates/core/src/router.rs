@@ -3,6 +3,7 @@
 
 use crate::barrier::View;
 use crate::error::{CoreError, Result};
+pub use crate::paths::{Captures, Ops, PathEntry, PathFlags, PathLookup, PathTable, RouteMatch};
 use crate::request::{Operation, Response};
 use crate::token::TokenEntry;
 use arc_swap::ArcSwap;
@@ -112,14 +113,23 @@ pub trait Engine: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Relative paths (prefix match; `*` suffix) that need no token, e.g. `login`.
-    fn unauthenticated_paths(&self) -> &'static [&'static str] {
-        &[]
+    /// The engine's declarative path table ([`crate::paths`]): the core matches a request's
+    /// path against it once, takes `unauthenticated`, `sudo` and the existence check from the
+    /// match, and hands the match to [`Engine::handle_route`]. `None`: an engine without a
+    /// table (no path is unauthenticated or root-protected, every write gets an existence
+    /// check, [`Engine::handle`] routes by itself).
+    fn paths(&self) -> Option<&'static dyn PathLookup> {
+        None
     }
 
-    /// Relative paths that need `sudo` in addition to the operation's capability.
-    fn root_paths(&self) -> &'static [&'static str] {
-        &[]
+    /// Handle a request whose path the core matched against [`Engine::paths`] (`route` is that
+    /// match, made on `req.path`). The default routes again through [`Engine::handle`].
+    async fn handle_route(
+        &self,
+        req: &EngineRequest<'_>,
+        _route: &RouteMatch,
+    ) -> Result<Option<Response>> {
+        self.handle(req).await
     }
 
     /// Called before a token this auth method issued at login is renewed: refuse when the login
@@ -223,12 +233,4 @@ impl Router {
         });
         self.table.store(Arc::new(mounts));
     }
-}
-
-/// Whether `rel` matches one of an engine's path patterns (`*` suffix = prefix match).
-pub fn path_matches(patterns: &[&str], rel: &str) -> bool {
-    patterns.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => rel.starts_with(prefix),
-        None => rel == *p,
-    })
 }

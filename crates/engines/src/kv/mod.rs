@@ -15,7 +15,9 @@ mod v2;
 use async_trait::async_trait;
 use coffer_core::error::{CoreError, Result};
 use coffer_core::request::Response;
-use coffer_core::router::{Engine, EngineFactory, EngineRequest, MountEntry};
+use coffer_core::router::{
+    Engine, EngineFactory, EngineRequest, MountEntry, PathLookup, RouteMatch,
+};
 use serde_json::Value;
 use std::sync::Arc;
 use store::PathLocks;
@@ -119,9 +121,29 @@ pub(crate) fn unsupported_path(req: &EngineRequest<'_>) -> CoreError {
 impl Engine for KvEngine {
     async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
         coffer_core::util::validate_path(req.path)?;
+        let route = match self.version {
+            KvVersion::V1 => v1::V1_PATHS.find_for(req)?,
+            KvVersion::V2 => v2::V2_PATHS.find_for(req)?,
+        };
+        self.handle_route(req, &route).await
+    }
+
+    fn paths(&self) -> Option<&'static dyn PathLookup> {
+        Some(match self.version {
+            KvVersion::V1 => &v1::V1_PATHS,
+            KvVersion::V2 => &v2::V2_PATHS,
+        })
+    }
+
+    async fn handle_route(
+        &self,
+        req: &EngineRequest<'_>,
+        route: &RouteMatch,
+    ) -> Result<Option<Response>> {
+        coffer_core::util::validate_path(req.path)?;
         match self.version {
-            KvVersion::V1 => self.handle_v1(req).await,
-            KvVersion::V2 => self.handle_v2(req).await,
+            KvVersion::V1 => self.handle_v1(req, route).await,
+            KvVersion::V2 => self.handle_v2(req, route).await,
         }
     }
 

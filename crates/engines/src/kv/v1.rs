@@ -6,7 +6,7 @@ use super::store::v1_key;
 use super::{not_found, KvEngine};
 use coffer_core::error::{CoreError, Result};
 use coffer_core::request::{Operation, Response};
-use coffer_core::router::EngineRequest;
+use coffer_core::router::{EngineRequest, Ops, PathEntry, PathTable, RouteMatch};
 use coffer_core::util;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
@@ -18,6 +18,28 @@ fn ttl_field(data: &Map<String, Value>) -> Option<&Value> {
         .filter(|v| !v.is_null() && !matches!(v, Value::String(s) if s.is_empty()))
 }
 
+/// The endpoints of a kv v1 mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum V1Path {
+    List,
+    Read,
+    Write,
+    Delete,
+}
+
+/// KV v1: every path is a key (a list of the mount's root is the empty path); a write asks
+/// whether the key exists (create vs update).
+pub(super) static V1_PATHS: PathTable<V1Path> = PathTable::new(&[PathEntry::new(
+    "{path*}",
+    &[
+        (Ops::LIST, V1Path::List),
+        (Ops::READ, V1Path::Read),
+        (Ops::WRITE, V1Path::Write),
+        (Ops::DELETE, V1Path::Delete),
+    ],
+)
+.existence_check()]);
+
 impl KvEngine {
     pub(super) async fn exists_v1(&self, req: &EngineRequest<'_>) -> Result<Option<bool>> {
         match req.operation {
@@ -28,10 +50,14 @@ impl KvEngine {
         }
     }
 
-    pub(super) async fn handle_v1(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
-        let path = req.path;
-        match req.operation {
-            Operation::List => {
+    pub(super) async fn handle_v1(
+        &self,
+        req: &EngineRequest<'_>,
+        route: &RouteMatch,
+    ) -> Result<Option<Response>> {
+        let path = route.captures(req.path).get("path")?;
+        match V1_PATHS.handler(route, req.operation)? {
+            V1Path::List => {
                 let prefix = if path.is_empty() || path.ends_with('/') {
                     path.to_string()
                 } else {
@@ -49,7 +75,7 @@ impl KvEngine {
                     },
                 )
             }
-            Operation::Read => {
+            V1Path::Read => {
                 if path.is_empty() || path.ends_with('/') {
                     return Err(not_found());
                 }
@@ -67,7 +93,7 @@ impl KvEngine {
                 resp.lease_duration = lease;
                 Ok(Some(resp))
             }
-            Operation::Create | Operation::Update => {
+            V1Path::Write => {
                 if path.is_empty() || path.ends_with('/') {
                     return Err(CoreError::invalid("cannot write to a path ending in '/'"));
                 }
@@ -85,13 +111,12 @@ impl KvEngine {
                 req.storage.put(&v1_key(path), &bytes).await?;
                 Ok(None)
             }
-            Operation::Delete => {
+            V1Path::Delete => {
                 if !path.is_empty() {
                     req.storage.delete(&v1_key(path)).await?;
                 }
                 Ok(None)
             }
-            Operation::Patch => Err(CoreError::unsupported_operation()),
         }
     }
 }

@@ -5,59 +5,117 @@
 //! spellings (`options.cas`, `versions`, `custom_metadata`), and its quiet successes.
 
 use super::domain::{
-    self, routes::typed, CustomMetadataChange, Domain, IfGone, ListPage, Selector, SubkeysView,
-    KIND_CONFIG, KIND_LIST, KIND_SECRET, KIND_SUBKEYS, KIND_VERSION,
+    self,
+    routes::{typed, DomainPath},
+    CustomMetadataChange, IfGone, ListPage, Selector, SubkeysView, KIND_CONFIG, KIND_LIST,
+    KIND_SECRET, KIND_SUBKEYS, KIND_VERSION,
 };
 use super::model::Payload;
 use super::params;
 use super::{not_found, unsupported_path, KvEngine};
 use coffer_core::error::{CoreError, ErrorCode, Result};
 use coffer_core::request::{Operation, Response};
-use coffer_core::router::EngineRequest;
+use coffer_core::router::{EngineRequest, Ops, PathEntry, PathTable, RouteMatch};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 const CAS_WARNING: &str =
     "\"cas_required\" set to false, but is mandated by backend config. This value will be ignored.";
 
-/// The endpoint a relative path addresses.
+/// The endpoints of a kv v2 mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route<'a> {
-    Config,
-    Data(&'a str),
-    /// May be empty or end with `/` (lists).
-    Metadata(&'a str),
-    Delete(&'a str),
-    Undelete(&'a str),
-    Destroy(&'a str),
-    Subkeys(&'a str),
+pub(super) enum V2Path {
+    ReadConfig,
+    WriteConfig,
+    ReadData,
+    WriteData,
+    PatchData,
+    DeleteData,
+    /// `metadata` and `metadata/<path>`: `path` may be empty or end with `/` (lists).
+    ListMetadata,
+    ReadMetadata,
+    WriteMetadata,
+    PatchMetadata,
+    DeleteMetadata,
+    DeleteVersions,
+    UndeleteVersions,
+    DestroyVersions,
+    Subkeys,
     /// `domain/...`: the neutral operations (see [`domain::routes`]).
-    Domain(&'a str),
+    Domain(DomainPath),
 }
 
-fn route(path: &str) -> Option<Route<'_>> {
-    if path == "config" {
-        return Some(Route::Config);
-    }
-    if let Some(rest) = path.strip_prefix(domain::routes::PREFIX) {
-        return Some(Route::Domain(rest));
-    }
-    let (head, rest) = path.split_once('/').unwrap_or((path, ""));
-    if head == "metadata" {
-        return Some(Route::Metadata(rest));
-    }
-    if rest.is_empty() || rest.ends_with('/') {
-        return None;
-    }
-    Some(match head {
-        "data" => Route::Data(rest),
-        "delete" => Route::Delete(rest),
-        "undelete" => Route::Undelete(rest),
-        "destroy" => Route::Destroy(rest),
-        "subkeys" => Route::Subkeys(rest),
-        _ => return None,
-    })
-}
+const METADATA: &[(Ops, V2Path)] = &[
+    (Ops::LIST, V2Path::ListMetadata),
+    (Ops::READ, V2Path::ReadMetadata),
+    (Ops::WRITE, V2Path::WriteMetadata),
+    (Ops::PATCH, V2Path::PatchMetadata),
+    (Ops::DELETE, V2Path::DeleteMetadata),
+];
+const SECRETS: &[(Ops, V2Path)] = &[
+    (Ops::LIST, V2Path::Domain(DomainPath::ListSecrets)),
+    (Ops::READ, V2Path::Domain(DomainPath::Describe)),
+    (
+        Ops::WRITE.or(Ops::PATCH),
+        V2Path::Domain(DomainPath::SetAttributes),
+    ),
+    (Ops::DELETE, V2Path::Domain(DomainPath::DeleteSecret)),
+];
+const VERSIONS: &[(Ops, V2Path)] = &[
+    (Ops::READ, V2Path::Domain(DomainPath::ReadVersion)),
+    (Ops::WRITE, V2Path::Domain(DomainPath::PutVersion)),
+];
+const LABELS: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::MoveLabel))];
+const RESTORE: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::Restore))];
+const PURGE: &[(Ops, V2Path)] = &[(
+    Ops::WRITE.or(Ops::DELETE),
+    V2Path::Domain(DomainPath::Purge),
+)];
+const DESTROY: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::Destroy))];
+
+/// Vault's kv v2 paths and the neutral `domain/` ones. A write to a secret's data or metadata
+/// asks whether the secret exists (create vs update). A bare collection (`metadata`,
+/// `domain/secrets`) answers as its empty name does.
+pub(super) static V2_PATHS: PathTable<V2Path> = PathTable::new(&[
+    PathEntry::new(
+        "config",
+        &[
+            (Ops::READ, V2Path::ReadConfig),
+            (Ops::WRITE, V2Path::WriteConfig),
+        ],
+    ),
+    PathEntry::new(
+        "data/{path+}",
+        &[
+            (Ops::READ, V2Path::ReadData),
+            (Ops::WRITE, V2Path::WriteData),
+            (Ops::PATCH, V2Path::PatchData),
+            (Ops::DELETE, V2Path::DeleteData),
+        ],
+    )
+    .existence_check(),
+    PathEntry::new("metadata", METADATA),
+    PathEntry::new("metadata/{path*}", METADATA).existence_check(),
+    PathEntry::new("delete/{path+}", &[(Ops::WRITE, V2Path::DeleteVersions)]),
+    PathEntry::new(
+        "undelete/{path+}",
+        &[(Ops::WRITE, V2Path::UndeleteVersions)],
+    ),
+    PathEntry::new("destroy/{path+}", &[(Ops::WRITE, V2Path::DestroyVersions)]),
+    PathEntry::new("subkeys/{path+}", &[(Ops::READ, V2Path::Subkeys)]),
+    PathEntry::new("domain/secrets", SECRETS),
+    PathEntry::new("domain/secrets/{path*}", SECRETS),
+    PathEntry::new("domain/versions", VERSIONS),
+    PathEntry::new("domain/versions/{path*}", VERSIONS),
+    PathEntry::new("domain/labels", LABELS),
+    PathEntry::new("domain/labels/{path*}", LABELS),
+    PathEntry::new("domain/restore", RESTORE),
+    PathEntry::new("domain/restore/{path*}", RESTORE),
+    PathEntry::new("domain/purge", PURGE),
+    PathEntry::new("domain/purge/{path*}", PURGE),
+    PathEntry::new("domain/destroy", DESTROY),
+    PathEntry::new("domain/destroy/{path*}", DESTROY),
+]);
 
 /// Vault answers a missing secret or version with a bare 404.
 fn bare_not_found(e: CoreError) -> CoreError {
@@ -94,43 +152,51 @@ impl KvEngine {
         if !matches!(req.operation, Operation::Create | Operation::Update) {
             return Ok(None);
         }
-        match route(req.path) {
-            Some(Route::Data(p)) | Some(Route::Metadata(p))
-                if !p.is_empty() && !p.ends_with('/') =>
-            {
-                let domain = Domain::new(req.storage, &self.locks);
+        let Some(route) = V2_PATHS
+            .lookup(req.path)
+            .filter(|r| r.flags.existence_check)
+        else {
+            return Ok(None);
+        };
+        match route.captures(req.path).opt("path") {
+            Some(p) if !p.is_empty() && !p.ends_with('/') => {
+                let domain = domain::Domain::new(req.storage, &self.locks);
                 Ok(Some(domain.exists(p).await?))
             }
             _ => Ok(None),
         }
     }
 
-    pub(super) async fn handle_v2(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
-        use Operation::*;
-        let Some(route) = route(req.path) else {
-            return Err(unsupported_path(req));
-        };
-        if let Route::Domain(rest) = route {
-            return self.handle_domain(req, rest).await;
+    pub(super) async fn handle_v2(
+        &self,
+        req: &EngineRequest<'_>,
+        route: &RouteMatch,
+    ) -> Result<Option<Response>> {
+        use V2Path::*;
+        let p = route.captures(req.path).opt("path").unwrap_or("");
+        let handler = V2_PATHS.handler(route, req.operation)?;
+        if let Domain(op) = handler {
+            return self.handle_domain(req, op, p).await;
         }
-        let domain = Domain::new(req.storage, &self.locks);
+        let domain = domain::Domain::new(req.storage, &self.locks);
         let data = req.data;
-        if let Route::Metadata(p) = route {
-            if req.operation != List {
-                if p.is_empty() {
-                    return Err(match req.operation {
-                        Create | Update | Patch => CoreError::invalid("missing path"),
-                        _ => not_found(),
-                    });
-                }
-                if p.ends_with('/') {
-                    return Err(unsupported_path(req));
-                }
+        if matches!(
+            handler,
+            ReadMetadata | WriteMetadata | PatchMetadata | DeleteMetadata
+        ) {
+            if p.is_empty() {
+                return Err(match handler {
+                    WriteMetadata | PatchMetadata => CoreError::invalid("missing path"),
+                    _ => not_found(),
+                });
+            }
+            if p.ends_with('/') {
+                return Err(unsupported_path(req));
             }
         }
-        let result = match (route, req.operation) {
-            (Route::Config, Read) => typed(KIND_CONFIG, &domain.config().await?),
-            (Route::Config, Create | Update) => {
+        let result = match handler {
+            ReadConfig => typed(KIND_CONFIG, &domain.config().await?),
+            WriteConfig => {
                 let max_versions = params::opt_u32(data, "max_versions")?;
                 let cas_required = params::opt_bool(data, "cas_required")?;
                 let dva = params::opt_signed_duration_secs(data, "delete_version_after")?;
@@ -139,11 +205,11 @@ impl KvEngine {
                 }
                 Ok(None)
             }
-            (Route::Data(p), Read) => {
+            ReadData => {
                 let sel = Selector::number(params::version_param(data)?);
                 typed(KIND_VERSION, &domain.read(p, &sel, IfGone::Describe).await?)
             }
-            (Route::Subkeys(p), Read) => {
+            Subkeys => {
                 let sel = Selector::number(params::version_param(data)?);
                 let depth = params::depth_param(data)?;
                 let mut version = domain.read(p, &sel, IfGone::Describe).await?;
@@ -159,24 +225,24 @@ impl KvEngine {
                 version.value = None;
                 typed(KIND_SUBKEYS, &SubkeysView { version, subkeys })
             }
-            (Route::Data(p), Create | Update) => {
+            WriteData => {
                 let object = params::data_object(data)?;
                 let mut put = domain::PutVersion::new(Payload::from_json_object(object)?);
                 put.cas = params::cas_option(data)?;
                 typed(KIND_VERSION, &domain.put(p, put).await?)
             }
-            (Route::Data(p), Patch) => {
+            PatchData => {
                 let patch = Value::Object(params::data_object(data)?.clone());
                 let cas = params::cas_option(data)?;
                 typed(KIND_VERSION, &domain.patch_latest(p, &patch, cas).await?)
             }
-            (Route::Data(p), Delete) => {
+            DeleteData => {
                 domain
                     .set_versions_deleted(p, &[Selector::latest()], true)
                     .await?;
                 Ok(None)
             }
-            (Route::Metadata(p), List) => {
+            ListMetadata => {
                 let keys = domain.list_level(p).await?;
                 if keys.is_empty() {
                     return Err(not_found());
@@ -189,36 +255,36 @@ impl KvEngine {
                     },
                 )
             }
-            (Route::Metadata(p), Read) => typed(KIND_SECRET, &domain.describe(p).await?),
-            (Route::Metadata(p), Create | Update) => self.write_metadata(&domain, p, data).await,
-            (Route::Metadata(p), Patch) => self.patch_metadata(&domain, p, data).await,
-            (Route::Metadata(p), Delete) => {
+            ReadMetadata => typed(KIND_SECRET, &domain.describe(p).await?),
+            WriteMetadata => self.write_metadata(&domain, p, data).await,
+            PatchMetadata => self.patch_metadata(&domain, p, data).await,
+            DeleteMetadata => {
                 domain.remove(p).await?;
                 Ok(None)
             }
-            (Route::Delete(p), Create | Update) => {
+            DeleteVersions => {
                 let versions = version_selectors(data)?;
                 domain.set_versions_deleted(p, &versions, true).await?;
                 Ok(None)
             }
-            (Route::Undelete(p), Create | Update) => {
+            UndeleteVersions => {
                 let versions = version_selectors(data)?;
                 domain.set_versions_deleted(p, &versions, false).await?;
                 Ok(None)
             }
-            (Route::Destroy(p), Create | Update) => {
+            DestroyVersions => {
                 let versions = version_selectors(data)?;
                 domain.destroy(p, &versions).await?;
                 Ok(None)
             }
-            _ => Err(CoreError::unsupported_operation()),
+            Domain(_) => Err(CoreError::unsupported_operation()),
         };
         result.map_err(bare_not_found)
     }
 
     async fn write_metadata(
         &self,
-        domain: &Domain<'_>,
+        domain: &domain::Domain<'_>,
         path: &str,
         data: &Map<String, Value>,
     ) -> Result<Option<Response>> {
@@ -241,7 +307,7 @@ impl KvEngine {
 
     async fn patch_metadata(
         &self,
-        domain: &Domain<'_>,
+        domain: &domain::Domain<'_>,
         path: &str,
         data: &Map<String, Value>,
     ) -> Result<Option<Response>> {
@@ -270,18 +336,50 @@ impl KvEngine {
 mod route_tests {
     use super::*;
 
+    /// The path (capture `path`) a kv v2 path routes to, `None` for an unknown path.
+    fn route(path: &str) -> Option<(V2Path, &str)> {
+        let m = V2_PATHS.lookup(path)?;
+        let h = V2_PATHS.handler(&m, Operation::Read).ok();
+        let h = h.or_else(|| V2_PATHS.handler(&m, Operation::Update).ok())?;
+        Some((h, m.captures(path).opt("path").unwrap_or("")))
+    }
+
     #[test]
     fn routes() {
-        assert_eq!(route("config"), Some(Route::Config));
-        assert_eq!(route("data/a/b"), Some(Route::Data("a/b")));
+        use V2Path::*;
+        assert!(V2_PATHS.problems().is_empty(), "{:?}", V2_PATHS.problems());
+        assert_eq!(route("config"), Some((ReadConfig, "")));
+        assert_eq!(route("data/a/b"), Some((ReadData, "a/b")));
         assert_eq!(route("data/"), None);
         assert_eq!(route("data/a/"), None);
         assert_eq!(route("data"), None);
-        assert_eq!(route("metadata"), Some(Route::Metadata("")));
-        assert_eq!(route("metadata/a/"), Some(Route::Metadata("a/")));
-        assert_eq!(route("domain/secrets/a"), Some(Route::Domain("secrets/a")));
+        assert_eq!(route("metadata"), Some((ReadMetadata, "")));
+        assert_eq!(route("metadata/a/"), Some((ReadMetadata, "a/")));
+        assert_eq!(
+            route("domain/secrets/a"),
+            Some((Domain(DomainPath::Describe), "a"))
+        );
         assert_eq!(route("foo/bar"), None);
         assert_eq!(route(""), None);
         assert_eq!(route("config/x"), None);
+    }
+
+    /// Vault's kv v2 has no unauthenticated or root-protected paths; the existence check is on
+    /// `data/` and `metadata/` (Vault's `dataExistenceCheck`, `metadataExistenceCheck`).
+    #[test]
+    fn path_flags_are_vaults() {
+        let all = V2_PATHS.entries();
+        assert!(all
+            .iter()
+            .all(|e| !e.flags.unauthenticated && !e.flags.sudo));
+        let checked: Vec<&str> = all
+            .iter()
+            .filter(|e| e.flags.existence_check)
+            .map(|e| e.pattern)
+            .collect();
+        assert_eq!(checked, ["data/{path+}", "metadata/{path*}"]);
+        let v1 = super::super::v1::V1_PATHS.entries();
+        assert!(v1.iter().all(|e| !e.flags.unauthenticated && !e.flags.sudo));
+        assert!(v1.iter().all(|e| e.flags.existence_check));
     }
 }

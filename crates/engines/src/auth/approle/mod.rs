@@ -38,8 +38,11 @@ use super::lockout::Lockout;
 use async_trait::async_trait;
 use coffer_core::barrier::View;
 use coffer_core::error::{CoreError, Result};
-use coffer_core::request::{Operation, Response};
-use coffer_core::router::{Engine, EngineFactory, EngineRequest, MountEntry};
+use coffer_core::request::Response;
+use coffer_core::router::{
+    Engine, EngineFactory, EngineRequest, MountEntry, Ops, PathEntry, PathLookup, PathTable,
+    RouteMatch,
+};
 use coffer_core::util;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -261,14 +264,85 @@ impl SecretIdEntry {
     }
 }
 
-/// `role/<name>[/<rest>]` → (lowercased name, rest).
-fn parse_role_path(path: &str) -> Option<(String, &str)> {
-    let rest = path.strip_prefix("role/")?;
-    let (name, sub) = rest.split_once('/').unwrap_or((rest, ""));
-    if !valid_name(name) {
-        return None;
-    }
-    Some((name.to_ascii_lowercase(), sub))
+/// The endpoints of an AppRole mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Login,
+    Tidy,
+    ListRoles,
+    ReadRole,
+    WriteRole,
+    DeleteRole,
+    ReadRoleId,
+    WriteRoleId,
+    ListSecretIds,
+    CreateSecretId,
+    CustomSecretId,
+    LookupSecretId,
+    DestroySecretId,
+    LookupAccessor,
+    DestroyAccessor,
+    /// `role/<name>/<field>`: the per-field endpoints ([`field_keys`]).
+    Field,
+}
+
+/// Vault's AppRole paths (`login` is unauthenticated; a role's existence decides create vs
+/// update). Sub-paths of a role ignore trailing slashes (Vault's CLI lists
+/// `role/<name>/secret-id/`).
+static PATHS: PathTable<Path> = PathTable::new(&[
+    PathEntry::new("login", &[(Ops::WRITE, Path::Login)]).unauthenticated(),
+    PathEntry::new("tidy/secret-id", &[(Ops::WRITE, Path::Tidy)]),
+    PathEntry::new("role/?", &[(Ops::LIST, Path::ListRoles)]),
+    PathEntry::new(
+        "role/{role_name}/?",
+        &[
+            (Ops::READ, Path::ReadRole),
+            (Ops::WRITE, Path::WriteRole),
+            (Ops::DELETE, Path::DeleteRole),
+        ],
+    )
+    .existence_check(),
+    PathEntry::new(
+        "role/{role_name}/role-id/?",
+        &[
+            (Ops::READ, Path::ReadRoleId),
+            (Ops::WRITE, Path::WriteRoleId),
+        ],
+    ),
+    PathEntry::new(
+        "role/{role_name}/secret-id/?",
+        &[
+            (Ops::LIST, Path::ListSecretIds),
+            (Ops::WRITE, Path::CreateSecretId),
+        ],
+    ),
+    PathEntry::new(
+        "role/{role_name}/custom-secret-id/?",
+        &[(Ops::WRITE, Path::CustomSecretId)],
+    ),
+    PathEntry::new(
+        "role/{role_name}/secret-id/lookup/?",
+        &[(Ops::WRITE, Path::LookupSecretId)],
+    ),
+    PathEntry::new(
+        "role/{role_name}/secret-id/destroy/?",
+        &[(Ops::WRITE.or(Ops::DELETE), Path::DestroySecretId)],
+    ),
+    PathEntry::new(
+        "role/{role_name}/secret-id-accessor/lookup/?",
+        &[(Ops::WRITE, Path::LookupAccessor)],
+    ),
+    PathEntry::new(
+        "role/{role_name}/secret-id-accessor/destroy/?",
+        &[(Ops::WRITE.or(Ops::DELETE), Path::DestroyAccessor)],
+    ),
+    // the literal sub-paths above win over this one; an unknown field is an unsupported path
+    PathEntry::new("role/{role_name}/{field}/?", &[(Ops::ALL, Path::Field)]),
+]);
+
+/// A role name from a path: lowercased; `None` when it is not a valid name.
+fn role_name(raw: &str) -> Option<String> {
+    valid_name(raw).then(|| raw.to_ascii_lowercase())
 }
 
 /// The per-field endpoints `role/<name>/<field>`: the parameters each accepts (the first is the
@@ -302,82 +376,74 @@ fn response(data: Map<String, Value>) -> Option<Response> {
 #[async_trait]
 impl Engine for AppRoleEngine {
     async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
-        let op = req.operation;
-        match req.path {
-            "login" => {
-                return if is_write(op) {
-                    self.login(req).await
-                } else {
-                    Err(CoreError::unsupported_operation())
-                }
-            }
-            "tidy/secret-id" => {
-                return if is_write(op) {
-                    self.tidy(req).await
-                } else {
-                    Err(CoreError::unsupported_operation())
-                }
-            }
-            "role" | "role/" => {
-                return if op == Operation::List {
-                    self.list_roles(req).await
-                } else {
-                    Err(CoreError::unsupported_operation())
-                }
-            }
+        let route = PATHS.find_for(req)?;
+        self.handle_route(req, &route).await
+    }
+
+    fn paths(&self) -> Option<&'static dyn PathLookup> {
+        Some(&PATHS)
+    }
+
+    async fn handle_route(
+        &self,
+        req: &EngineRequest<'_>,
+        route: &RouteMatch,
+    ) -> Result<Option<Response>> {
+        let caps = route.captures(req.path);
+        // an invalid role name is an unknown path, whatever the operation
+        let name = match caps.opt("role_name") {
+            Some(raw) => Some(role_name(raw).ok_or_else(|| unsupported_path(req))?),
+            None => None,
+        };
+        let path = PATHS.handler(route, req.operation)?;
+        match path {
+            Path::Login => return self.login(req).await,
+            Path::Tidy => return self.tidy(req).await,
+            Path::ListRoles => return self.list_roles(req).await,
             _ => {}
         }
-        let Some((name, sub)) = parse_role_path(req.path) else {
-            return Err(unsupported_path(req));
-        };
-        let sub = sub.trim_end_matches('/');
-        let name = name.as_str();
-        match (sub, op) {
-            ("", Operation::Read) => self.read_role(req, name).await,
-            ("", op) if is_write(op) => self.write_role(req, name).await,
-            ("", Operation::Delete) => self.delete_role(req, name).await,
-            ("role-id", Operation::Read) => self.read_role_id(req, name).await,
-            ("role-id", op) if is_write(op) => self.write_role_id(req, name).await,
-            ("secret-id", Operation::List) => self.list_secret_ids(req, name).await,
-            ("secret-id", op) if is_write(op) => self.create_secret_id(req, name, false).await,
-            ("custom-secret-id", op) if is_write(op) => {
-                self.create_secret_id(req, name, true).await
+        let name = name
+            .as_deref()
+            .ok_or_else(|| CoreError::internal("a role path without a role name"))?;
+        match path {
+            Path::ReadRole => self.read_role(req, name).await,
+            Path::WriteRole => self.write_role(req, name).await,
+            Path::DeleteRole => self.delete_role(req, name).await,
+            Path::ReadRoleId => self.read_role_id(req, name).await,
+            Path::WriteRoleId => self.write_role_id(req, name).await,
+            Path::ListSecretIds => self.list_secret_ids(req, name).await,
+            Path::CreateSecretId => self.create_secret_id(req, name, false).await,
+            Path::CustomSecretId => self.create_secret_id(req, name, true).await,
+            Path::LookupSecretId => self.lookup_secret_id(req, name).await,
+            Path::DestroySecretId => self.destroy_secret_id(req, name).await,
+            Path::LookupAccessor => self.lookup_accessor(req, name).await,
+            Path::DestroyAccessor => self.destroy_accessor(req, name).await,
+            Path::Field => {
+                let field = caps.get("field")?;
+                match field_keys(field) {
+                    Some(keys) => self.field_endpoint(req, name, field, keys).await,
+                    None => Err(unsupported_path(req)),
+                }
             }
-            ("secret-id/lookup", op) if is_write(op) => self.lookup_secret_id(req, name).await,
-            ("secret-id/destroy", op) if is_write(op) || op == Operation::Delete => {
-                self.destroy_secret_id(req, name).await
-            }
-            ("secret-id-accessor/lookup", op) if is_write(op) => {
-                self.lookup_accessor(req, name).await
-            }
-            ("secret-id-accessor/destroy", op) if is_write(op) || op == Operation::Delete => {
-                self.destroy_accessor(req, name).await
-            }
-            (
-                ""
-                | "role-id"
-                | "secret-id"
-                | "custom-secret-id"
-                | "secret-id/lookup"
-                | "secret-id/destroy"
-                | "secret-id-accessor/lookup"
-                | "secret-id-accessor/destroy",
-                _,
-            ) => Err(CoreError::unsupported_operation()),
-            (sub, _) => match field_keys(sub) {
-                Some(keys) => self.field_endpoint(req, name, sub, keys).await,
-                None => Err(unsupported_path(req)),
-            },
+            Path::Login | Path::Tidy | Path::ListRoles => Err(CoreError::unsupported_operation()),
         }
     }
 
+    /// Asked only for the paths the table flags (a role).
     async fn exists(&self, req: &EngineRequest<'_>) -> Result<Option<bool>> {
         if !is_write(req.operation) {
             return Ok(None);
         }
-        match parse_role_path(req.path) {
-            Some((name, "")) => Ok(Some(load_role(req.storage, &name).await?.is_some())),
-            _ => Ok(None),
+        let Some(route) = PATHS.lookup(req.path).filter(|r| r.flags.existence_check) else {
+            return Ok(None);
+        };
+        match route
+            .captures(req.path)
+            .opt("role_name")
+            .and_then(role_name)
+        {
+            Some(name) => Ok(Some(load_role(req.storage, &name).await?.is_some())),
+            None => Ok(None),
         }
     }
 
@@ -386,10 +452,6 @@ impl Engine for AppRoleEngine {
         coffer_core::names::canonical_segment(rel, &["role/"], |n| {
             coffer_core::names::object_name("role", n)
         })
-    }
-
-    fn unauthenticated_paths(&self) -> &'static [&'static str] {
-        &["login"]
     }
 
     /// Vault's `pathLoginRenew`: a token is renewed only while the role it logged in with

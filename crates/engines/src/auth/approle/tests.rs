@@ -160,7 +160,10 @@ async fn role_crud_and_defaults() {
         "unsupported operation",
     )
     .await;
-    assert_eq!(e.engine.unauthenticated_paths(), &["login"]);
+    assert!(e
+        .engine
+        .paths()
+        .is_some_and(|t| t.flags("login").unauthenticated));
 }
 
 #[tokio::test]
@@ -1097,7 +1100,9 @@ async fn hmac_key_is_created_once_and_reused() {
 async fn factory_builds_an_engine() {
     let f = approle_factory();
     let engine = f(&mount_entry("auth/approle/", "approle", json!({}))).unwrap();
-    assert_eq!(engine.unauthenticated_paths(), &["login"]);
+    assert!(engine
+        .paths()
+        .is_some_and(|t| t.flags("login").unauthenticated));
     assert!(format!("{:?}", AppRoleEngine::new()).starts_with("AppRoleEngine"));
 }
 
@@ -1374,4 +1379,34 @@ async fn renewal_needs_the_role() {
     assert_eq!(err.message, "failed to fetch role_name during renewal");
     let odd = login_token("auth/approle/login", json!({"role_name": "../x"}), &[]);
     assert!(e.renew_check("login", Some(&odd)).await.is_err());
+}
+
+/// The table's flags are Vault's: `login` is the one unauthenticated path (Vault's
+/// `PathsSpecial.Unauthenticated`), nothing is root-protected, and only a role's own path has an
+/// existence check (`pathRoleExistenceCheck`).
+#[test]
+fn path_flags_are_vaults() {
+    assert!(PATHS.problems().is_empty(), "{:?}", PATHS.problems());
+    let unauth: Vec<&str> = PATHS
+        .entries()
+        .iter()
+        .filter(|e| e.flags.unauthenticated)
+        .map(|e| e.pattern)
+        .collect();
+    assert_eq!(unauth, ["login"]);
+    assert!(PATHS.entries().iter().all(|e| !e.flags.sudo));
+    let checked: Vec<&str> = PATHS
+        .entries()
+        .iter()
+        .filter(|e| e.flags.existence_check)
+        .map(|e| e.pattern)
+        .collect();
+    assert_eq!(checked, ["role/{role_name}/?"]);
+    // and on concrete paths
+    assert!(PATHS.flags("login").unauthenticated);
+    assert!(!PATHS.flags("login/").unauthenticated);
+    assert!(!PATHS.flags("role/web").unauthenticated);
+    assert!(PATHS.flags("role/web").existence_check);
+    assert!(!PATHS.flags("role/web/secret-id").existence_check);
+    assert!(!PATHS.flags("tidy/secret-id").sudo);
 }

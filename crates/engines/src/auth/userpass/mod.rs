@@ -26,8 +26,11 @@ use super::password;
 use async_trait::async_trait;
 use coffer_core::error::{CoreError, Result};
 use coffer_core::optimistic::{commit_with_retries, Step};
-use coffer_core::request::{Operation, Response};
-use coffer_core::router::{Engine, EngineFactory, EngineRequest, MountEntry};
+use coffer_core::request::Response;
+use coffer_core::router::{
+    Engine, EngineFactory, EngineRequest, MountEntry, Ops, PathEntry, PathLookup, PathTable,
+    RouteMatch,
+};
 use coffer_core::util::cidrs_allow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -189,6 +192,48 @@ fn parse_name<'a>(path: &'a str, prefix: &str) -> Option<(String, &'a str)> {
         return None;
     }
     Some((name.to_lowercase(), sub))
+}
+
+/// The endpoints of a userpass mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    ListUsers,
+    ReadUser,
+    WriteUser,
+    DeleteUser,
+    Password,
+    Policies,
+    Login,
+}
+
+/// Vault's userpass paths. `login/` is matched whole: Vault marks `login/*` unauthenticated as
+/// a prefix, so `login/a/b` is unauthenticated too, and answered as an unknown path by the
+/// handler (a name is one segment).
+static PATHS: PathTable<Path> = PathTable::new(&[
+    PathEntry::new("users/?", &[(Ops::LIST, Path::ListUsers)]),
+    PathEntry::new(
+        "users/{username}/?",
+        &[
+            (Ops::READ, Path::ReadUser),
+            (Ops::WRITE, Path::WriteUser),
+            (Ops::DELETE, Path::DeleteUser),
+        ],
+    )
+    .existence_check(),
+    PathEntry::new("users/{username}/password", &[(Ops::WRITE, Path::Password)]),
+    PathEntry::new("users/{username}/policies", &[(Ops::WRITE, Path::Policies)]),
+    PathEntry::new("login/{username*}", &[(Ops::WRITE, Path::Login)]).unauthenticated(),
+]);
+
+/// A username from a path: lowercased; `None` when it is not a valid name (or, for `login/`,
+/// more than one segment).
+fn username(raw: &str) -> Option<String> {
+    let name = match raw.split_once('/') {
+        Some((name, "")) => name,
+        Some(_) => return None,
+        None => raw,
+    };
+    valid_name(name).then(|| name.to_lowercase())
 }
 
 fn username_missing() -> CoreError {
@@ -417,54 +462,57 @@ impl UserpassEngine {
 #[async_trait]
 impl Engine for UserpassEngine {
     async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
-        let op = req.operation;
-        if req.path == "users" || req.path == "users/" {
-            return if op == Operation::List {
-                self.list_users(req).await
-            } else {
-                Err(CoreError::unsupported_operation())
-            };
-        }
-        if let Some((name, sub)) = parse_name(req.path, "login/") {
-            if !sub.is_empty() {
-                return Err(unsupported_path(req));
-            }
-            return if is_write(op) {
-                self.login(req, &name).await
-            } else {
-                Err(CoreError::unsupported_operation())
-            };
-        }
-        let Some((name, sub)) = parse_name(req.path, "users/") else {
-            return Err(unsupported_path(req));
+        let route = PATHS.find_for(req)?;
+        self.handle_route(req, &route).await
+    }
+
+    fn paths(&self) -> Option<&'static dyn PathLookup> {
+        Some(&PATHS)
+    }
+
+    async fn handle_route(
+        &self,
+        req: &EngineRequest<'_>,
+        route: &RouteMatch,
+    ) -> Result<Option<Response>> {
+        // an invalid username is an unknown path, whatever the operation
+        let name = match route.captures(req.path).opt("username") {
+            Some(raw) => Some(username(raw).ok_or_else(|| unsupported_path(req))?),
+            None => None,
         };
-        let name = name.as_str();
-        match (sub, op) {
-            ("", Operation::Read) => self.read_user(req, name).await,
-            ("", op) if is_write(op) => self.write_user(req, name).await,
-            ("", Operation::Delete) => {
+        let path = PATHS.handler(route, req.operation)?;
+        if path == Path::ListUsers {
+            return self.list_users(req).await;
+        }
+        let name = name
+            .as_deref()
+            .ok_or_else(|| CoreError::internal("a user path without a username"))?;
+        match path {
+            Path::ReadUser => self.read_user(req, name).await,
+            Path::WriteUser => self.write_user(req, name).await,
+            Path::DeleteUser => {
                 req.storage.delete(&user_key(name)).await?;
                 Ok(None)
             }
-            ("password", op) if is_write(op) => self.update_password(req, name).await,
-            ("policies", op) if is_write(op) => self.update_policies(req, name).await,
-            ("" | "password" | "policies", _) => Err(CoreError::unsupported_operation()),
-            _ => Err(unsupported_path(req)),
+            Path::Password => self.update_password(req, name).await,
+            Path::Policies => self.update_policies(req, name).await,
+            Path::Login => self.login(req, name).await,
+            Path::ListUsers => self.list_users(req).await,
         }
     }
 
+    /// Asked only for the paths the table flags (a user).
     async fn exists(&self, req: &EngineRequest<'_>) -> Result<Option<bool>> {
         if !is_write(req.operation) {
             return Ok(None);
         }
-        match parse_name(req.path, "users/") {
-            Some((name, "")) => Ok(Some(req.storage.get(&user_key(&name)).await?.is_some())),
-            _ => Ok(None),
+        let Some(route) = PATHS.lookup(req.path).filter(|r| r.flags.existence_check) else {
+            return Ok(None);
+        };
+        match route.captures(req.path).opt("username").and_then(username) {
+            Some(name) => Ok(Some(req.storage.get(&user_key(&name)).await?.is_some())),
+            None => Ok(None),
         }
-    }
-
-    fn unauthenticated_paths(&self) -> &'static [&'static str] {
-        &["login/*"]
     }
 
     /// `users/<name>` and `login/<name>`: one lowercase spelling for the ACL and the handler.

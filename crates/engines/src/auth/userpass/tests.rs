@@ -185,7 +185,10 @@ async fn user_crud() {
         "unsupported operation",
     )
     .await;
-    assert_eq!(e.engine.unauthenticated_paths(), &["login/*"]);
+    assert!(e
+        .engine
+        .paths()
+        .is_some_and(|t| t.flags("login/bob").unauthenticated));
 }
 
 #[tokio::test]
@@ -531,7 +534,9 @@ async fn wrong_types_are_400_and_change_nothing() {
 async fn factory_builds_an_engine() {
     let f = userpass_factory();
     let engine = f(&mount_entry("auth/userpass/", "userpass", json!({}))).unwrap();
-    assert_eq!(engine.unauthenticated_paths(), &["login/*"]);
+    assert!(engine
+        .paths()
+        .is_some_and(|t| t.flags("login/bob").unauthenticated));
     assert!(format!("{:?}", UserpassEngine::new()).starts_with("UserpassEngine"));
 }
 
@@ -610,4 +615,22 @@ async fn renewal_needs_the_user_and_its_policies() {
     e.done(Delete, "users/carol", json!({})).await;
     assert!(e.renew_check("login/carol", Some(&bare)).await.is_err());
     assert!(e.renew_check("", Some(&bare)).await.is_err());
+}
+
+/// The table's flags are Vault's: `login/*` is unauthenticated (Vault's
+/// `PathsSpecial.Unauthenticated`, a prefix), nothing is root-protected, and only a user's own
+/// path has an existence check (`userExistenceCheck`).
+#[test]
+fn path_flags_are_vaults() {
+    assert!(PATHS.problems().is_empty(), "{:?}", PATHS.problems());
+    for p in ["login/bob", "login/", "login/a/b"] {
+        assert!(PATHS.flags(p).unauthenticated, "{p}");
+    }
+    for p in ["login", "users/bob", "users/bob/password", "users/"] {
+        assert!(!PATHS.flags(p).unauthenticated, "{p}");
+    }
+    assert!(PATHS.entries().iter().all(|e| !e.flags.sudo));
+    assert!(PATHS.flags("users/bob").existence_check);
+    assert!(!PATHS.flags("users/bob/password").existence_check);
+    assert!(!PATHS.flags("login/bob").existence_check);
 }

@@ -50,7 +50,7 @@ use super::types::{
 };
 use super::views::{KIND_LIST, KIND_SECRET, KIND_VERSION};
 use coffer_core::error::{CoreError, Result};
-use coffer_core::request::{Operation, Response};
+use coffer_core::request::Response;
 use coffer_core::router::EngineRequest;
 use coffer_core::util;
 use serde::Serialize;
@@ -59,6 +59,21 @@ use std::collections::BTreeMap;
 
 /// The prefix of every domain path.
 pub const PREFIX: &str = "domain/";
+
+/// The domain endpoints (the kv v2 path table maps `domain/…` paths to them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainPath {
+    ListSecrets,
+    Describe,
+    SetAttributes,
+    DeleteSecret,
+    ReadVersion,
+    PutVersion,
+    MoveLabel,
+    Restore,
+    Purge,
+    Destroy,
+}
 
 /// A typed result as a response: the neutral JSON in `data`, its schema in `kind`.
 pub fn typed<T: Serialize>(kind: &'static str, value: &T) -> Result<Option<Response>> {
@@ -256,18 +271,17 @@ fn name<'p>(rest: &'p str, req: &EngineRequest<'_>) -> Result<&'p str> {
 }
 
 impl KvEngine {
-    /// Requests to `domain/...` (the path with [`PREFIX`] removed).
+    /// Requests to `domain/<collection>/<rest>`, routed by the kv v2 path table to `op`.
     pub(crate) async fn handle_domain(
         &self,
         req: &EngineRequest<'_>,
+        op: DomainPath,
         rest: &str,
     ) -> Result<Option<Response>> {
-        use Operation::*;
-        let (head, rest) = rest.split_once('/').unwrap_or((rest, ""));
         let d = req.data;
         let domain = Domain::new(req.storage, &self.locks);
-        match (head, req.operation) {
-            ("secrets", List) => {
+        match op {
+            DomainPath::ListSecrets => {
                 let page_size = params::opt_u32(d, "page_size")?.unwrap_or(0);
                 let opts = ListOptions {
                     recursive: params::opt_bool(d, "recursive")?.unwrap_or(false),
@@ -277,8 +291,8 @@ impl KvEngine {
                 };
                 typed(KIND_LIST, &domain.list(rest, &opts).await?)
             }
-            ("secrets", Read) => typed(KIND_SECRET, &domain.describe(name(rest, req)?).await?),
-            ("secrets", Create | Update | Patch) => {
+            DomainPath::Describe => typed(KIND_SECRET, &domain.describe(name(rest, req)?).await?),
+            DomainPath::SetAttributes => {
                 let create = params::opt_bool(d, "create")?.unwrap_or(false);
                 let attrs = attributes(d)?;
                 let view = domain
@@ -286,7 +300,7 @@ impl KvEngine {
                     .await?;
                 typed(KIND_SECRET, &view)
             }
-            ("secrets", Delete) => {
+            DomainPath::DeleteSecret => {
                 let del = DeleteSecret {
                     recovery_window_secs: params::opt_duration_secs(d, "recovery_window_secs")?,
                     recovery_id: opt_string(d, "recovery_id")?,
@@ -296,7 +310,7 @@ impl KvEngine {
                     &domain.delete_secret(name(rest, req)?, &del).await?,
                 )
             }
-            ("versions", Read) => {
+            DomainPath::ReadVersion => {
                 let sel = selector(d, "")?.unwrap_or_default();
                 let if_gone = match opt_string(d, "if_gone")?.as_deref() {
                     None | Some("fail") => IfGone::Fail,
@@ -308,7 +322,7 @@ impl KvEngine {
                     &domain.read(name(rest, req)?, &sel, if_gone).await?,
                 )
             }
-            ("versions", Create | Update) => {
+            DomainPath::PutVersion => {
                 let mut put = PutVersion::new(payload(d)?);
                 put.version_id = opt_string(d, "version_id")?;
                 put.idempotency_token = opt_string(d, "idempotency_token")?;
@@ -320,7 +334,7 @@ impl KvEngine {
                 put.attributes = attributes(d)?;
                 typed(KIND_VERSION, &domain.put(name(rest, req)?, put).await?)
             }
-            ("labels", Create | Update) => {
+            DomainPath::MoveLabel => {
                 let label = opt_string(d, "label")?
                     .ok_or_else(|| CoreError::invalid("label is required"))?;
                 let to = selector(d, "to_")?;
@@ -330,14 +344,12 @@ impl KvEngine {
                     .await?;
                 typed(KIND_SECRET, &view)
             }
-            ("restore", Create | Update) => {
-                typed(KIND_SECRET, &domain.restore(name(rest, req)?).await?)
-            }
-            ("purge", Create | Update | Delete) => {
+            DomainPath::Restore => typed(KIND_SECRET, &domain.restore(name(rest, req)?).await?),
+            DomainPath::Purge => {
                 domain.purge(name(rest, req)?).await?;
                 Ok(None)
             }
-            ("destroy", Create | Update) => {
+            DomainPath::Destroy => {
                 let n = name(rest, req)?;
                 let mut sels: Vec<Selector> = number_list(d, "versions")?
                     .into_iter()
@@ -355,10 +367,6 @@ impl KvEngine {
                 domain.destroy(n, &sels).await?;
                 typed(KIND_SECRET, &domain.describe(n).await?)
             }
-            ("versions" | "labels" | "restore" | "purge" | "destroy", _) => {
-                Err(CoreError::unsupported_operation())
-            }
-            _ => Err(super::super::unsupported_path(req)),
         }
     }
 }
