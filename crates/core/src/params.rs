@@ -25,6 +25,15 @@ pub fn string_param(data: &Map<String, Value>, key: &str) -> Result<Option<Strin
     }
 }
 
+/// A string parameter taken as sent (no weak decoding): for names and tokens.
+pub fn str_param<'a>(data: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
+    match present(data, key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(CoreError::invalid(format!("\"{key}\" must be a string"))),
+    }
+}
+
 /// A secret string parameter, wiped from memory when dropped.
 pub fn secret_param(data: &Map<String, Value>, key: &str) -> Result<Option<Zeroizing<String>>> {
     match present(data, key) {

@@ -21,7 +21,7 @@ pub struct AuthCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum AuthCommand {
-    /// Enable an auth method: approle or userpass
+    /// Enable an auth method: approle, userpass or aws-access-keys
     Enable(AuthEnable),
     /// Disable the auth method at PATH, revoking the tokens it issued
     Disable(AuthPath),

@@ -1,8 +1,8 @@
 //! `sys/audit`, `sys/audit/<path>`, `sys/audit-hash/<path>`, `sys/audit-chain/<path>`.
 
-use super::str_param;
 use crate::core::Active;
 use crate::error::{CoreError, Result};
+use crate::params::str_param;
 use crate::request::{Operation, Response};
 use crate::util::value_as_bool;
 use serde_json::{json, Map, Value};

@@ -1,9 +1,9 @@
 //! `sys/leases/*` (and the legacy `sys/renew`, `sys/revoke`): lookup, renew, revoke, tidy.
 
-use super::str_param;
 use crate::auth_token::keys_map;
 use crate::core::Active;
 use crate::error::{CoreError, Result};
+use crate::params::str_param;
 use crate::request::{Operation, Response};
 use crate::util::parse_duration_value;
 use serde_json::{Map, Value};

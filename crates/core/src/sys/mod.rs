@@ -13,7 +13,7 @@ use crate::core::{Active, Core};
 use crate::error::{CoreError, Result};
 use crate::request::{Operation, Request, Response};
 use crate::token::TokenEntry;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use std::sync::Arc;
 
 /// Paths under `sys/` that need `sudo` (Vault's root-protected sys paths).
@@ -97,13 +97,5 @@ pub(crate) async fn dispatch(
         ("seal", Operation::Update) => Ok(Response::default()),
         ("leader" | "rotate" | "key-status" | "seal", _) => Err(CoreError::unsupported_operation()),
         _ => Err(CoreError::unsupported_path(&req.path)),
-    }
-}
-
-fn str_param<'a>(d: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
-    match d.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(CoreError::invalid(format!("\"{key}\" must be a string"))),
     }
 }

@@ -1,9 +1,9 @@
 //! `sys/policy*`, `sys/policies/acl*` and `sys/capabilities*`.
 
-use super::str_param;
 use crate::auth_token::keys_map;
 use crate::core::Active;
 use crate::error::{CoreError, Result};
+use crate::params::str_param;
 use crate::request::{Operation, Response};
 use crate::token::TokenEntry;
 use crate::util::value_as_string_list;

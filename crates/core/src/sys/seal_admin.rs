@@ -2,9 +2,9 @@
 //! `sys/decode-token`. As in Vault these need key shares, not a token (except the rekey
 //! backup), and answer bare JSON objects; the work is done by the core (`crate::rekey`).
 
-use super::str_param;
 use crate::core::Core;
 use crate::error::{CoreError, Result};
+use crate::params::str_param;
 use crate::rekey::{RekeyParams, RekeyUpdate, RekeyVerifyUpdate};
 use crate::request::{Operation, Response};
 use crate::util::{value_as_bool, value_as_i64};

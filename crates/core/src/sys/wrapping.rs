@@ -1,9 +1,9 @@
 //! `sys/wrapping/*`: wrap, unwrap, lookup, rewrap (the response-wrapping machinery is in
 //! [`crate::wrapping`]).
 
-use super::str_param;
 use crate::core::Active;
 use crate::error::{CoreError, Result};
+use crate::params::str_param;
 use crate::request::{Operation, Request, Response};
 
 /// Whether `rest` (the path below `sys/`) is served here.

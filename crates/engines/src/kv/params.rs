@@ -12,10 +12,7 @@ pub const MAX_CUSTOM_METADATA_KEY_LEN: usize = 128;
 pub const MAX_CUSTOM_METADATA_VALUE_LEN: usize = 512;
 const CUSTOM_METADATA_ERR: &str = "custom_metadata validation failed";
 
-/// The parameter if given and not null.
-pub fn present<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    data.get(key).filter(|v| !v.is_null())
-}
+pub use coffer_core::params::present;
 
 pub fn opt_u32(data: &Map<String, Value>, key: &str) -> Result<Option<u32>> {
     let Some(v) = present(data, key) else {
@@ -28,12 +25,7 @@ pub fn opt_u32(data: &Map<String, Value>, key: &str) -> Result<Option<u32>> {
 }
 
 pub fn opt_bool(data: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
-    let Some(v) = present(data, key) else {
-        return Ok(None);
-    };
-    util::value_as_bool(v)
-        .map(Some)
-        .ok_or_else(|| CoreError::invalid(format!("{key} must be a boolean")))
+    coffer_core::params::bool_param(data, key)
 }
 
 /// A non-negative duration in whole seconds (number of seconds or a duration string).
@@ -65,44 +57,7 @@ pub fn opt_duration_secs(data: &Map<String, Value>, key: &str) -> Result<Option<
 
 /// A duration that may be negative (`-1s` disables `delete_version_after` mount-wide).
 pub fn opt_signed_duration_secs(data: &Map<String, Value>, key: &str) -> Result<Option<i64>> {
-    let Some(v) = present(data, key) else {
-        return Ok(None);
-    };
-    let bad = || {
-        CoreError::invalid(format!(
-            "{key} must be a duration (e.g. \"30s\", \"1h\") or seconds"
-        ))
-    };
-    let (negative, secs) = match v {
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => (i < 0, i.unsigned_abs()),
-            None => {
-                let f = n.as_f64().filter(|f| f.is_finite()).ok_or_else(bad)?;
-                (
-                    f < 0.0,
-                    util::parse_duration_value(&Value::from(f.abs()))
-                        .map_err(|_| bad())?
-                        .as_secs(),
-                )
-            }
-        },
-        Value::String(s) => {
-            let s = s.trim();
-            match s.strip_prefix('-') {
-                Some(rest) => (
-                    true,
-                    util::parse_duration_str(rest).map_err(|_| bad())?.as_secs(),
-                ),
-                None => (
-                    false,
-                    util::parse_duration_str(s).map_err(|_| bad())?.as_secs(),
-                ),
-            }
-        }
-        _ => return Err(bad()),
-    };
-    let secs = i64::try_from(secs).map_err(|_| bad())?;
-    Ok(Some(if negative { -secs } else { secs }))
+    coffer_core::params::duration_param(data, key)
 }
 
 /// `version` of a read: 0 (or absent, or negative, as in Vault) means the latest.
