@@ -31,7 +31,7 @@ pub fn render(resp: &mut Response, operation: Operation) -> StatusCode {
     };
     let (status, body) = match kind.as_deref() {
         Some(KIND_VERSION) => match parse::<VersionView>(data) {
-            Ok(v) => version(&v, operation),
+            Ok(v) => version(v, operation),
             Err(e) => return failed(resp, e),
         },
         Some(KIND_SUBKEYS) => match parse::<SubkeysView>(data) {
@@ -148,11 +148,16 @@ pub fn vault_data(v: &VersionView) -> Map<String, Value> {
     m
 }
 
-fn version(v: &VersionView, operation: Operation) -> (StatusCode, Map<String, Value>) {
-    let block = version_block(v);
+fn version(mut v: VersionView, operation: Operation) -> (StatusCode, Map<String, Value>) {
+    let block = version_block(&v);
     if v.has_payload() {
+        // the payload moves into the answer (no copy: reads are the hot path)
+        let data = match v.data.take() {
+            Some(d) => d,
+            None => vault_data(&v),
+        };
         let mut m = Map::new();
-        m.insert("data".into(), Value::Object(vault_data(v)));
+        m.insert("data".into(), Value::Object(data));
         m.insert("metadata".into(), Value::Object(block));
         return (StatusCode::OK, m);
     }

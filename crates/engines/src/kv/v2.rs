@@ -6,7 +6,7 @@
 
 use super::domain::{
     self,
-    routes::{typed, DomainPath},
+    routes::{typed, typed_version, DomainPath},
     CustomMetadataChange, IfGone, ListPage, Selector, SubkeysView, KIND_CONFIG, KIND_LIST,
     KIND_SECRET, KIND_SUBKEYS, KIND_VERSION,
 };
@@ -207,7 +207,7 @@ impl KvEngine {
             }
             ReadData => {
                 let sel = Selector::number(params::version_param(data)?);
-                typed(KIND_VERSION, &domain.read(p, &sel, IfGone::Describe).await?)
+                typed_version(domain.read(p, &sel, IfGone::Describe).await?)
             }
             Subkeys => {
                 let sel = Selector::number(params::version_param(data)?);

@@ -87,6 +87,19 @@ pub fn typed<T: Serialize>(kind: &'static str, value: &T) -> Result<Option<Respo
     }
 }
 
+/// A `kv.version` result as a response, moving the payload in rather than copying it (the read
+/// path is hot).
+pub fn typed_version(mut view: super::views::VersionView) -> Result<Option<Response>> {
+    let payload = view.data.take();
+    let mut resp = typed(KIND_VERSION, &view)?;
+    if let (Some(p), Some(r)) = (payload, resp.as_mut()) {
+        if let Some(d) = r.data.as_mut() {
+            d.insert("data".into(), Value::Object(p));
+        }
+    }
+    Ok(resp)
+}
+
 fn opt_string(d: &Map<String, Value>, key: &str) -> Result<Option<String>> {
     match present(d, key) {
         None => Ok(None),

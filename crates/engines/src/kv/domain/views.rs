@@ -63,35 +63,40 @@ pub struct VersionView {
     pub number: u64,
     /// The version's UUID, hyphenated lowercase (AWS `VersionId`).
     pub version_id: String,
-    /// The same UUID as 32 lowercase hex digits (Azure's version).
+    /// The same UUID as 32 lowercase hex digits (Azure's version). Not serialized: a dialect
+    /// derives it from `version_id` ([`VersionView::id_hex`]), so the answer the audit log
+    /// records stays small.
+    #[serde(skip)]
     pub version_id_hex: String,
     /// RFC 3339.
     pub created_time: String,
-    /// RFC 3339: last change of the version's attributes or labels (= `created_time` if none).
-    pub updated_time: String,
+    /// RFC 3339: last change of the version's attributes or labels; `None`: never changed since
+    /// `created_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_time: Option<String>,
     /// RFC 3339; soft-deleted from then on (may be in the future: `delete_version_after`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_time: Option<String>,
     /// The deletion time has passed: no payload is handed out.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub deleted: bool,
     /// The payload was removed for good.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub destroyed: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub staging_labels: Vec<String>,
     pub enabled: bool,
     /// Not-before, unix seconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i64>,
     /// Expiry, unix seconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<i64>,
     /// The user's content type (Azure `contentType`), apart from [`Self::encoding`].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// Per-version tags.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     /// The secret's custom metadata, in `kv.version` results only (empty in
     /// [`SecretView::versions`]).
@@ -134,10 +139,7 @@ impl VersionView {
             version_id: vm.uuid.clone(),
             version_id_hex: hex,
             created_time: vm.created_time.clone(),
-            updated_time: vm
-                .updated_time
-                .clone()
-                .unwrap_or_else(|| vm.created_time.clone()),
+            updated_time: vm.updated_time.clone(),
             deletion_time: vm.deletion_time.clone(),
             deleted: vm.is_deleted_at(at),
             destroyed: vm.destroyed,
@@ -152,6 +154,11 @@ impl VersionView {
             data: None,
             value: None,
         }
+    }
+
+    /// The version id as 32 lowercase hex digits (Azure's form).
+    pub fn id_hex(&self) -> String {
+        self.version_id.replace('-', "")
     }
 
     /// Whether the result carries the payload.
@@ -280,3 +287,7 @@ pub struct SubkeysView {
 
 /// The mount's settings as answered (kind `kv.config`).
 pub type ConfigView = KvConfig;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
