@@ -487,3 +487,28 @@ async fn signed_requests_resolve_to_the_issuers_policies() {
     assert_eq!(err.code, ErrorCode::Unauthenticated);
     assert_eq!(r.seen.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// A device path that is not a regular file (here one whose every write fails) neither hangs the
+/// enable request nor lets requests run unrecorded.
+#[tokio::test]
+async fn an_audit_device_on_dev_full_is_fail_closed_and_does_not_hang() {
+    let r = recording_core().await;
+    let enabled = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        call(
+            &r.core,
+            &r.root,
+            Operation::Update,
+            "sys/audit/full",
+            json!({"type": "file", "options": {"file_path": "/dev/full"}}),
+        ),
+    )
+    .await
+    .expect("enabling must not hang");
+    assert!(enabled.is_err(), "its own response entry cannot be written");
+    let err = call(&r.core, &r.root, Operation::Read, "rec/x", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::AuditFailed);
+    assert_eq!(r.seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

@@ -405,11 +405,15 @@ fn hmac_key(hex_key: &str) -> hmac::Key {
 fn recover_from_file(path: &PathBuf, chain: &hmac::Key) -> Option<ChainState> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
-    let start = len.saturating_sub(1 << 20);
+    let meta = f.metadata().ok()?;
+    // only a regular file has a tail to recover (a device such as /dev/full would read forever)
+    if !meta.is_file() {
+        return None;
+    }
+    let start = meta.len().saturating_sub(1 << 20);
     f.seek(SeekFrom::Start(start)).ok()?;
     let mut buf = Vec::new();
-    f.read_to_end(&mut buf).ok()?;
+    f.take(1 << 20).read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
     let json = &line[line.find('{')?..];
