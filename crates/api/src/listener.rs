@@ -357,8 +357,13 @@ async fn drive<S>(
     let mut conn = std::pin::pin!(conn);
     let mut stop = std::pin::pin!(shutdown_signal(shutdown));
     let mut closing = false;
+    // one timer for the connection's life, moved only when its deadline changes
+    let mut sleep = std::pin::pin!(tokio::time::sleep_until(far_future()));
     loop {
         let (deadline, expiry) = clock.deadline(&limits);
+        if expiry.is_some() && sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
         if let Some(expiry) = expiry.filter(|_| deadline <= Instant::now()) {
             match expiry {
                 Expiry::Idle => tracing::trace!(%peer, "closing idle connection"),
@@ -378,7 +383,7 @@ async fn drive<S>(
                 return;
             }
             // look again: the clock may have moved on since the deadline was computed
-            _ = tokio::time::sleep_until(deadline), if expiry.is_some() => {}
+            _ = sleep.as_mut(), if expiry.is_some() => {}
             _ = clock.changed.notified() => {}
             _ = &mut stop, if !closing => {
                 // between requests (or still reading one's headers) there is nothing to finish
@@ -411,7 +416,9 @@ enum Expiry {
 /// keep-alive idle time too; this clock tells the two apart, as Go's (and Vault's) server does.
 struct ConnClock {
     state: Mutex<ClockState>,
-    /// Signalled when the phase changes (the watchdog's deadline moves).
+    /// Signalled when the phase changes so that the watchdog's deadline moves earlier (a new
+    /// request's head starts arriving on an idle connection); later deadlines are picked up
+    /// lazily when the current one fires.
     changed: Notify,
 }
 
@@ -474,7 +481,8 @@ impl ConnClock {
         };
         s.last_io = Instant::now();
         drop(s);
-        self.changed.notify_one();
+        // the busy deadline is later than the header deadline the watchdog sleeps on: it
+        // recomputes when that fires, no need to wake it now
         BusyGuard(self.clone())
     }
 
@@ -486,8 +494,7 @@ impl ConnClock {
             Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
             _ => Phase::Idle(now),
         };
-        drop(s);
-        self.changed.notify_one();
+        // the idle deadline is no earlier than the busy one the watchdog sleeps on (lazy, as above)
     }
 
     /// When the current phase's timeout expires, and which one it is (`None`: no timeout).
