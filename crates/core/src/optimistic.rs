@@ -63,6 +63,12 @@ async fn backoff(attempt: usize) {
     if attempt == 0 {
         return;
     }
+    jitter_sleep(attempt).await;
+}
+
+/// Sleep a random time below `100 µs << min(attempt, 6)`: the backoff between two attempts of a
+/// read-check-write cycle that lost a race (also used by the kv store's own commit loop).
+pub async fn jitter_sleep(attempt: usize) {
     let mut r = [0u8; 2];
     let jitter = match aws_lc_rs::rand::fill(&mut r) {
         Ok(()) => u64::from(u16::from_le_bytes(r)),

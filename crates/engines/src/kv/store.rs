@@ -177,7 +177,7 @@ impl<'a> SecretStore<'a> {
             ];
             match self.view.transaction(ops).await {
                 Ok(()) => return Ok(()),
-                Err(e) if is_conflict(&e) => backoff(1).await,
+                Err(e) if is_conflict(&e) => coffer_core::optimistic::jitter_sleep(1).await,
                 Err(e) => return Err(e),
             }
         }
@@ -259,7 +259,7 @@ impl<'a> SecretStore<'a> {
         let _guard = locks.lock(path).await;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
-                backoff(attempt).await;
+                coffer_core::optimistic::jitter_sleep(attempt).await;
             }
             let mut snap = self.snapshot(path).await?;
             let current = snap.meta.take();
@@ -284,16 +284,4 @@ impl<'a> SecretStore<'a> {
             "the secret was changed concurrently too many times; retry the request",
         ))
     }
-}
-
-/// Wait a random time that grows with the attempt number (up to ~6 ms), so writers that keep
-/// colliding on one secret spread out instead of retrying in lockstep.
-async fn backoff(attempt: usize) {
-    let mut r = [0u8; 2];
-    let jitter = match aws_lc_rs::rand::fill(&mut r) {
-        Ok(()) => u64::from(u16::from_le_bytes(r)),
-        Err(_) => 0,
-    };
-    let cap_us = 100u64 << attempt.min(6);
-    tokio::time::sleep(std::time::Duration::from_micros(jitter % cap_us)).await;
 }
