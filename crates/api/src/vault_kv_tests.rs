@@ -132,6 +132,7 @@ fn subkeys_secret_config_list_entry() {
     let page = ListPage {
         keys: vec!["a".into(), "b/".into()],
         next_token: Some("x".into()),
+        ..Default::default()
     };
     assert_eq!(
         rendered(typed(KIND_LIST, page), Operation::List).1,

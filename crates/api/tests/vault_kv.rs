@@ -89,6 +89,7 @@ impl Env {
             client_token: None,
             request_id: "test-request",
             remote_addr: None,
+            acl: None,
         };
         engine.handle(&req).await
     }
@@ -160,6 +161,7 @@ impl Env {
             client_token: None,
             request_id: "test-request",
             remote_addr: None,
+            acl: None,
         };
         self.engine.exists(&req).await.unwrap()
     }

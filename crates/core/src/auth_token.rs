@@ -425,6 +425,7 @@ impl TokenEngine {
             client_token: None,
             request_id: "",
             remote_addr: None,
+            acl: None,
         };
         mount.engine.renew_check(&req).await
     }

@@ -11,6 +11,7 @@ pub mod lease;
 pub mod names;
 pub mod optimistic;
 pub mod params;
+pub mod password;
 pub mod paths;
 pub mod pipeline;
 pub mod policy;

@@ -90,6 +90,20 @@ pub struct PathFlags {
     /// Writes ask [`crate::router::Engine::exists`] (create vs update for the ACL); without it
     /// a write is an `update`.
     pub existence_check: bool,
+    /// The path the ACL checks instead of the request's own (see [`AclAlias`]).
+    pub acl: Option<AclAlias>,
+}
+
+/// Makes the ACL check a request as if it were made on another path of the same mount: a
+/// neutral path (e.g. the kv domain's `domain/versions/<name>`) is governed by the policy rules
+/// users write for the paths they know (`data/<name>`), so one rule decides for every dialect.
+/// The checked path is `prefix` followed by the pattern's `path` capture (empty when the
+/// pattern has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclAlias {
+    pub prefix: &'static str,
+    /// The capability checked instead of the request's operation (`None`: the same).
+    pub op: Option<Operation>,
 }
 
 /// One path of an engine: its pattern, its operations and their handlers, its flags.
@@ -109,8 +123,24 @@ impl<H> PathEntry<H> {
                 unauthenticated: false,
                 sudo: false,
                 existence_check: false,
+                acl: None,
             },
         }
+    }
+
+    /// The ACL checks `<prefix><path>` (the `path` capture) instead of the request's path.
+    pub const fn acl_as(mut self, prefix: &'static str) -> Self {
+        self.flags.acl = Some(AclAlias { prefix, op: None });
+        self
+    }
+
+    /// Like [`Self::acl_as`], checking the capability of `op` whatever the request's operation.
+    pub const fn acl_as_op(mut self, prefix: &'static str, op: Operation) -> Self {
+        self.flags.acl = Some(AclAlias {
+            prefix,
+            op: Some(op),
+        });
+        self
     }
 
     pub const fn unauthenticated(mut self) -> Self {

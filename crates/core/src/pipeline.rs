@@ -21,7 +21,8 @@ use crate::util::validate_path;
 use futures_util::FutureExt as _;
 use std::sync::Arc;
 
-/// Where a request goes.
+/// Where a request goes. One per request, never moved around in bulk: its size is no concern.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Target {
     /// A `sys/` endpoint (the path below `sys/`).
     Sys(String),
@@ -42,6 +43,11 @@ pub(crate) struct Pending {
     pub needs_sudo: bool,
     pub wrap_ttl: Option<u64>,
     pub token: Option<Arc<TokenEntry>>,
+    /// The path and capability the ACL checks when the engine's path table aliases the path
+    /// ([`crate::paths::AclAlias`]); `None`: the canonical path and `op`.
+    pub acl: Option<(String, Option<Operation>)>,
+    /// The caller's ACL, once the authorize stage consulted it (engines filter listings by it).
+    pub acl_set: Option<Arc<crate::policy::Acl>>,
     /// A refusal decided by authenticate or authorize, answered after the request is audited.
     pub denied: Option<CoreError>,
 }
@@ -91,7 +97,7 @@ impl Core {
         }
         self.spend_use(&active, &p).await?;
         let result = self.dispatch(&active, &p).await;
-        let result = self.finish(&active, &p, result).await;
+        let mut result = self.finish(&active, &p, result).await;
         active
             .audit
             .log_response(&p.audit_input(
@@ -99,6 +105,11 @@ impl Core {
                 result.as_ref().err().map(|e| e.message.as_str()),
             ))
             .await?;
+        if let (Ok(resp), Credential::Signed(_), Some(t)) =
+            (&mut result, &p.req.credential, &p.token)
+        {
+            resp.caller = Some(t.meta.clone());
+        }
         if p.path == "sys/seal" && result.is_ok() {
             // sealed only now, so the audit devices' saved positions include this last entry
             self.seal().await?;
@@ -117,6 +128,7 @@ impl Core {
             None => None,
         };
         let mut op = req.operation;
+        let mut acl = None;
         let (target, unauthenticated, needs_sudo) =
             if let Some(rest) = req.path.strip_prefix("sys/") {
                 if op == Operation::Create {
@@ -141,6 +153,13 @@ impl Core {
                 // dispatch
                 let route = mount.engine.paths().and_then(|table| table.find(&rel));
                 let flags = route.map(|r| r.flags).unwrap_or_default();
+                if let (Some(alias), Some(route)) = (flags.acl, route) {
+                    let name = route.captures(&rel).opt("path").unwrap_or("");
+                    acl = Some((
+                        format!("{}{}{name}", mount.entry.path, alias.prefix),
+                        alias.op,
+                    ));
+                }
                 let (unauth, sudo) = (flags.unauthenticated, flags.sudo);
                 (Target::Mount(mount, rel, route), unauth, sudo)
             };
@@ -153,6 +172,8 @@ impl Core {
             needs_sudo,
             wrap_ttl,
             token: None,
+            acl,
+            acl_set: None,
             denied: None,
         })
     }
@@ -279,15 +300,22 @@ impl Core {
         let Some(entry) = p.token.clone() else {
             return Ok(());
         };
+        let (path, op) = match &p.acl {
+            Some((path, op)) => (path.as_str(), op.unwrap_or(p.op)),
+            None => (p.path.as_str(), p.op),
+        };
         let q = AclQuery {
-            op: p.op,
-            path: &p.path,
+            op,
+            path,
             data: &p.req.data,
             needs_sudo: p.needs_sudo,
             wrap_ttl: p.wrap_ttl,
         };
         match self.authorize(active, &entry, &q).await {
-            Ok(()) => Ok(()),
+            Ok(acl) => {
+                p.acl_set = Some(acl);
+                Ok(())
+            }
             Err(e) if e.code == ErrorCode::PermissionDenied => {
                 p.denied = Some(e);
                 Ok(())
@@ -319,7 +347,8 @@ impl Core {
                     crate::sys::dispatch(self, active, &p.req, rest, p.op, p.token.clone()).await
                 }
                 Target::Mount(mount, rel, route) => {
-                    let ereq = engine_request(p.op, mount, rel, &p.req, p.token.as_deref());
+                    let mut ereq = engine_request(p.op, mount, rel, &p.req, p.token.as_deref());
+                    ereq.acl = p.acl_set.as_deref();
                     let answer = match route {
                         Some(route) => mount.engine.handle_route(&ereq, route).await,
                         None => mount.engine.handle(&ereq).await,
@@ -445,7 +474,7 @@ impl Core {
         active: &Active,
         entry: &TokenEntry,
         q: &AclQuery<'_>,
-    ) -> Result<()> {
+    ) -> Result<Arc<crate::policy::Acl>> {
         let acl = active.policies.acl_for(&entry.policies).await?;
         let decision = acl.check_wrapped(
             q.op,
@@ -470,7 +499,7 @@ impl Core {
             );
             return Err(CoreError::denied());
         }
-        Ok(())
+        Ok(acl)
     }
 }
 
@@ -522,5 +551,6 @@ pub(crate) fn engine_request<'a>(
         client_token: req.token(),
         request_id: &req.id,
         remote_addr: req.remote_addr,
+        acl: None,
     }
 }

@@ -221,6 +221,10 @@ pub struct Response {
     /// means `data` is already the answer's body. Kept through response wrapping, so an
     /// unwrapped answer is rendered like the original.
     pub kind: Option<std::borrow::Cow<'static, str>>,
+    /// The metadata of the identity a signed request resolved to (e.g. the access key's name
+    /// and account), set by the core for dialects that render the caller (AWS ARNs). Never
+    /// audited as response data.
+    pub caller: Option<Map<String, Value>>,
 }
 
 /// What a wrapped response carries instead of its content.

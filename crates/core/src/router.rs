@@ -78,6 +78,24 @@ pub struct EngineRequest<'a> {
     pub client_token: Option<&'a str>,
     pub request_id: &'a str,
     pub remote_addr: Option<std::net::IpAddr>,
+    /// The caller's ACL when the request was authorized by one (`None`: an unauthenticated
+    /// path, or one any valid token may use).
+    pub acl: Option<&'a crate::policy::Acl>,
+}
+
+impl EngineRequest<'_> {
+    /// Whether the caller's policies allow `op` on `rel` (a path below this request's mount),
+    /// for handlers that answer about several items at once (e.g. a listing that shows only
+    /// what the caller may read). Without an ACL (see [`Self::acl`]) nothing is filtered.
+    pub fn allows(&self, op: crate::request::Operation, rel: &str) -> bool {
+        match self.acl {
+            None => true,
+            Some(acl) => {
+                let path = format!("{}{rel}", self.mount.path);
+                acl.check(op, &path, None).allowed
+            }
+        }
+    }
 }
 
 /// A secrets engine or auth method mounted at a path. Engines never see encryption: they read

@@ -7,6 +7,7 @@ mod leases;
 mod mounts;
 mod policy;
 mod seal_admin;
+mod tools;
 mod wrapping;
 
 use crate::core::{Active, Core};
@@ -36,7 +37,7 @@ pub(crate) fn needs_sudo(rest: &str, op: Operation) -> bool {
 /// ask which mount serves a path and how (`coffer kv` and `vault kv` use it to find the kv
 /// version); the data itself stays behind the ACL.
 pub(crate) fn any_valid_token(rest: &str) -> bool {
-    rest.starts_with("internal/ui/mounts/")
+    rest.starts_with("internal/ui/mounts/") || tools::owns(rest)
 }
 
 /// Paths under `sys/` answered without a token.
@@ -81,6 +82,7 @@ pub(crate) async fn dispatch(
         (p, _) if wrapping::owns(p) => wrapping::dispatch(active, req, p, op).await,
         (p, _) if seal_admin::owns(p) => seal_admin::dispatch(core, p, op, d).await,
         (p, _) if leases::owns(p) => leases::dispatch(active, p, op, d, &req.path).await,
+        (p, _) if tools::owns(p) => tools::dispatch(p, op, d, caller.as_deref()),
         ("rotate", Operation::Update) => {
             core.rotate().await?;
             Ok(Response::default())

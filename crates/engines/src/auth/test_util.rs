@@ -54,6 +54,7 @@ pub(crate) async fn call_engine(
         client_token: None,
         request_id: "test-request",
         remote_addr: remote,
+        acl: None,
     };
     engine.handle(&req).await
 }
@@ -187,6 +188,7 @@ impl<E: Engine> Env<E> {
             client_token: None,
             request_id: "test-request",
             remote_addr: None,
+            acl: None,
         };
         self.engine.exists(&req).await.unwrap()
     }
@@ -204,6 +206,7 @@ impl<E: Engine> Env<E> {
             client_token: None,
             request_id: "",
             remote_addr: None,
+            acl: None,
         };
         self.engine.renew_check(&req).await
     }

@@ -286,6 +286,21 @@ pub struct RotationSettings {
     pub next_rotation_time: Option<String>,
 }
 
+/// A copy of a secret kept in another region (AWS replication): where, and how it is doing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replica {
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// `InSync`, `InProgress` or `Failed`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// RFC 3339, day granularity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_accessed_date: Option<String>,
+}
+
 /// What an idempotency token was used for: the version it created and a digest of the payload
 /// it carried (SHA-256, hex), so a retry with the same payload is recognised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,6 +370,12 @@ pub struct SecretMeta {
     /// AWS resource policy document (JSON text).
     #[serde(default)]
     pub resource_policy: Option<String>,
+    /// The region the secret was created in, when a dialect with regions created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
+    /// Copies kept in other regions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<Replica>,
     /// Idempotency tokens (and caller-chosen version ids) → what they created.
     #[serde(default)]
     pub idempotency: BTreeMap<String, IdempotencyRecord>,
@@ -387,6 +408,8 @@ impl SecretMeta {
             retention_days: None,
             rotation: None,
             resource_policy: None,
+            primary_region: None,
+            replicas: Vec::new(),
             idempotency: BTreeMap::new(),
         }
     }
@@ -555,9 +578,21 @@ impl Payload {
         })
     }
 
+    /// Text. Text that is a JSON object is kept as written but encoded as JSON, so every dialect
+    /// sees it as that object (Vault's `data` is the object itself, not `{"value": …}`).
     pub fn text(s: &str) -> Self {
+        let object = s.trim_start().starts_with('{')
+            && matches!(
+                serde_json::from_str::<serde_json::Value>(s),
+                Ok(serde_json::Value::Object(_))
+            );
         Payload {
-            encoding: CONTENT_TYPE_TEXT.to_string(),
+            encoding: if object {
+                CONTENT_TYPE_JSON
+            } else {
+                CONTENT_TYPE_TEXT
+            }
+            .to_string(),
             bytes: Zeroizing::new(s.as_bytes().to_vec()),
         }
     }

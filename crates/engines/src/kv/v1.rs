@@ -72,6 +72,7 @@ impl KvEngine {
                     &ListPage {
                         keys,
                         next_token: None,
+                        ..Default::default()
                     },
                 )
             }

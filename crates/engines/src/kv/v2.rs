@@ -76,6 +76,11 @@ const DESTROY: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::Dest
 /// Vault's kv v2 paths and the neutral `domain/` ones. A write to a secret's data or metadata
 /// asks whether the secret exists (create vs update). A bare collection (`metadata`,
 /// `domain/secrets`) answers as its empty name does.
+///
+/// The ACL checks each `domain/` path as the Vault path a policy author writes rules for, so one
+/// policy governs every dialect: reading or putting a version is `data/<name>`; describing,
+/// listing, changing settings or labels and scheduling deletion are `metadata/<name>` (purging
+/// is its `delete`); restoring is `undelete/<name>`; destroying is `destroy/<name>`.
 pub(super) static V2_PATHS: PathTable<V2Path> = PathTable::new(&[
     PathEntry::new(
         "config",
@@ -103,18 +108,22 @@ pub(super) static V2_PATHS: PathTable<V2Path> = PathTable::new(&[
     ),
     PathEntry::new("destroy/{path+}", &[(Ops::WRITE, V2Path::DestroyVersions)]),
     PathEntry::new("subkeys/{path+}", &[(Ops::READ, V2Path::Subkeys)]),
-    PathEntry::new("domain/secrets", SECRETS),
-    PathEntry::new("domain/secrets/{path*}", SECRETS),
-    PathEntry::new("domain/versions", VERSIONS),
-    PathEntry::new("domain/versions/{path*}", VERSIONS),
-    PathEntry::new("domain/labels", LABELS),
-    PathEntry::new("domain/labels/{path*}", LABELS),
-    PathEntry::new("domain/restore", RESTORE),
-    PathEntry::new("domain/restore/{path*}", RESTORE),
-    PathEntry::new("domain/purge", PURGE),
-    PathEntry::new("domain/purge/{path*}", PURGE),
-    PathEntry::new("domain/destroy", DESTROY),
-    PathEntry::new("domain/destroy/{path*}", DESTROY),
+    PathEntry::new("domain/secrets", SECRETS).acl_as("metadata/"),
+    PathEntry::new("domain/secrets/{path*}", SECRETS)
+        .existence_check()
+        .acl_as("metadata/"),
+    PathEntry::new("domain/versions", VERSIONS).acl_as("data/"),
+    PathEntry::new("domain/versions/{path*}", VERSIONS)
+        .existence_check()
+        .acl_as("data/"),
+    PathEntry::new("domain/labels", LABELS).acl_as("metadata/"),
+    PathEntry::new("domain/labels/{path*}", LABELS).acl_as("metadata/"),
+    PathEntry::new("domain/restore", RESTORE).acl_as("undelete/"),
+    PathEntry::new("domain/restore/{path*}", RESTORE).acl_as("undelete/"),
+    PathEntry::new("domain/purge", PURGE).acl_as_op("metadata/", Operation::Delete),
+    PathEntry::new("domain/purge/{path*}", PURGE).acl_as_op("metadata/", Operation::Delete),
+    PathEntry::new("domain/destroy", DESTROY).acl_as("destroy/"),
+    PathEntry::new("domain/destroy/{path*}", DESTROY).acl_as("destroy/"),
 ]);
 
 /// Vault answers a missing secret or version with a bare 404.
@@ -252,6 +261,7 @@ impl KvEngine {
                     &ListPage {
                         keys,
                         next_token: None,
+                        ..Default::default()
                     },
                 )
             }
@@ -377,7 +387,28 @@ mod route_tests {
             .filter(|e| e.flags.existence_check)
             .map(|e| e.pattern)
             .collect();
-        assert_eq!(checked, ["data/{path+}", "metadata/{path*}"]);
+        assert_eq!(
+            checked,
+            [
+                "data/{path+}",
+                "metadata/{path*}",
+                "domain/secrets/{path*}",
+                "domain/versions/{path*}"
+            ]
+        );
+        // every neutral path is checked by the ACL as a Vault path
+        for e in all.iter().filter(|e| e.pattern.starts_with("domain/")) {
+            let alias = e.flags.acl.expect("domain paths have an ACL alias");
+            assert!(
+                ["data/", "metadata/", "undelete/", "destroy/"].contains(&alias.prefix),
+                "{}",
+                e.pattern
+            );
+        }
+        assert!(all
+            .iter()
+            .filter(|e| !e.pattern.starts_with("domain/"))
+            .all(|e| e.flags.acl.is_none()));
         let v1 = super::super::v1::V1_PATHS.entries();
         assert!(v1.iter().all(|e| !e.flags.unauthenticated && !e.flags.sudo));
         assert!(v1.iter().all(|e| e.flags.existence_check));

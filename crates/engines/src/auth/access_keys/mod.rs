@@ -511,6 +511,14 @@ impl Engine for AccessKeysEngine {
         self.touch(storage, &index.name, id).await;
         let mut metadata = Map::new();
         metadata.insert("key_name".into(), Value::from(index.name.clone()));
+        // the account the key belongs to (the AWS dialect shows it in ARNs)
+        if let Some(account) = storage
+            .get_json::<Config>(CONFIG_KEY)
+            .await?
+            .and_then(|c| c.account_id)
+        {
+            metadata.insert("account_id".into(), Value::from(account));
+        }
         Ok(Some(SignedIdentity {
             policies: entry.policies.clone(),
             display_name: format!("aws-{}", index.name),

@@ -31,8 +31,25 @@ pub(super) fn scheduled_for_deletion(name: &str) -> CoreError {
     )
 }
 
-fn no_secret(name: &str) -> CoreError {
-    CoreError::not_found(format!("secret {name:?} does not exist"))
+pub(super) fn already_exists(name: &str) -> CoreError {
+    CoreError::new(
+        ErrorCode::AlreadyExists,
+        format!("secret {name:?} already exists"),
+    )
+}
+
+const NO_SECRET_SUFFIX: &str = " does not exist";
+
+pub(super) fn no_secret(name: &str) -> CoreError {
+    CoreError::not_found(format!("secret {name:?}{NO_SECRET_SUFFIX}"))
+}
+
+/// Whether a `NotFound` from the domain means the secret itself is missing (rather than the
+/// version or label asked for).
+pub fn is_missing_secret(e: &CoreError) -> bool {
+    e.code == ErrorCode::NotFound
+        && e.message.starts_with("secret \"")
+        && e.message.ends_with(NO_SECRET_SUFFIX)
 }
 
 /// A live secret: not scheduled for deletion.
@@ -89,7 +106,7 @@ fn json_object(bytes: &[u8]) -> Option<Map<String, Value>> {
 /// payload as `{"value": <text, or base64 of binary bytes>}`.
 pub fn payload_object(payload: &Payload) -> Map<String, Value> {
     let mut view = VersionView::default();
-    fill_payload(&mut view, payload);
+    fill_payload(&mut view, payload, false);
     view.data.unwrap_or_else(|| {
         let mut m = Map::new();
         m.insert(
@@ -100,10 +117,11 @@ pub fn payload_object(payload: &Payload) -> Map<String, Value> {
     })
 }
 
-/// Put the payload into a view, by its encoding.
-pub fn fill_payload(view: &mut VersionView, payload: &Payload) {
+/// Put the payload into a view, by its encoding; `as_text`: a JSON object stays the text it was
+/// stored as (in `value`), for dialects that hand back exactly what was put.
+pub fn fill_payload(view: &mut VersionView, payload: &Payload, as_text: bool) {
     use base64::Engine as _;
-    if payload.encoding == CONTENT_TYPE_JSON {
+    if payload.encoding == CONTENT_TYPE_JSON && !as_text {
         if let Some(m) = json_object(&payload.bytes) {
             view.data = Some(m);
             return;
@@ -182,6 +200,17 @@ impl<'a> Domain<'a> {
     /// while the secret is scheduled for deletion, `Disabled` for a disabled, not-yet-valid or
     /// expired version; a soft-deleted or destroyed version per `if_gone`.
     pub async fn read(&self, name: &str, sel: &Selector, if_gone: IfGone) -> Result<VersionView> {
+        self.read_as(name, sel, if_gone, false).await
+    }
+
+    /// [`Self::read`]; `as_text`: a JSON payload is answered as the text it was stored as.
+    pub async fn read_as(
+        &self,
+        name: &str,
+        sel: &Selector,
+        if_gone: IfGone,
+        as_text: bool,
+    ) -> Result<VersionView> {
         // Readers take no lock; if a destroy or prune removes the payload between the two
         // reads, look again (the version then reads as gone).
         for _ in 0..3 {
@@ -213,7 +242,7 @@ impl<'a> Domain<'a> {
             let Some(payload) = self.store.payload(name, n).await? else {
                 continue;
             };
-            fill_payload(&mut view, &payload);
+            fill_payload(&mut view, &payload, as_text);
             self.mark_accessed(name, &meta, now).await;
             return Ok(view);
         }
@@ -391,6 +420,22 @@ impl<'a> Domain<'a> {
         attrs: &Attributes,
         create: bool,
     ) -> Result<SecretView> {
+        self.change_settings(name, attrs, create, false).await
+    }
+
+    /// Create a secret without versions (AWS `CreateSecret` without a value): `AlreadyExists`
+    /// when it exists, `InvalidState` while it is scheduled for deletion.
+    pub async fn create_empty(&self, name: &str, attrs: &Attributes) -> Result<SecretView> {
+        self.change_settings(name, attrs, true, true).await
+    }
+
+    async fn change_settings(
+        &self,
+        name: &str,
+        attrs: &Attributes,
+        create: bool,
+        only_create: bool,
+    ) -> Result<SecretView> {
         if let Some(CustomMetadataChange::Replace(m)) = &attrs.custom_metadata {
             params::validate_custom_metadata(m)?;
         }
@@ -402,6 +447,10 @@ impl<'a> Domain<'a> {
                     Some(m) if m.is_expired_deletion(now) && create => {
                         deletes = secret_keys(name, &m);
                         SecretMeta::new(name, now)
+                    }
+                    Some(m) if only_create => {
+                        live(m, now)?;
+                        return Err(already_exists(name));
                     }
                     Some(m) => live(m, now)?,
                     None if create => SecretMeta::new(name, now),
@@ -425,8 +474,9 @@ impl<'a> Domain<'a> {
             .await
     }
 
-    /// Move a staging label: onto the version `to` selects (off wherever it was), or, with
-    /// `to = None`, off the version `from` selects. With both, `from` must hold the label.
+    /// Move a staging label: onto the version `to` selects, or, with `to = None`, off the
+    /// version `from` selects. A label another version holds moves only when `from` names that
+    /// version; `from` must hold the label.
     pub async fn move_label(
         &self,
         name: &str,
@@ -456,6 +506,15 @@ impl<'a> Domain<'a> {
                 let changed = match (to, from) {
                     (Some(t), _) => {
                         let t = t.resolve(&meta)?;
+                        // a label leaves another version only when the caller names it
+                        if let Some(holder) = meta.version_with_label(label) {
+                            if holder != t && from.is_none() {
+                                return Err(CoreError::invalid(format!(
+                                    "the staging label {label} is on version {holder}: name \
+                                     that version to move it from"
+                                )));
+                            }
+                        }
                         attach_label(&mut meta, label, t, now)?
                     }
                     (None, Some(f)) => detach_label(&mut meta, label, f, now)?,
@@ -595,8 +654,15 @@ impl<'a> Domain<'a> {
             .await
     }
 
-    /// A page of secret names below `prefix` (see [`ListOptions`]).
-    pub async fn list(&self, prefix: &str, opts: &ListOptions) -> Result<ListPage> {
+    /// A page of secret names below `prefix` (see [`ListOptions`]). `visible` is asked about
+    /// each secret's full name (folders are kept): the caller's ACL leaves out what it may not
+    /// see, before paging.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        opts: &ListOptions,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<ListPage> {
         let prefix = folder(prefix);
         let page_size = match opts.page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -624,6 +690,7 @@ impl<'a> Domain<'a> {
                 names.retain(|n| !deleted.contains(n));
             }
         }
+        names.retain(|n| n.ends_with('/') || visible(&format!("{prefix}{n}")));
         names.sort();
         let start = match &after {
             None => 0,
@@ -634,7 +701,23 @@ impl<'a> Domain<'a> {
         let next_token = (rest.len() > page_size)
             .then(|| keys.last().map(|k| encode_token(k)))
             .flatten();
-        Ok(ListPage { keys, next_token })
+        let mut secrets = Vec::new();
+        if opts.describe {
+            let now = model::now();
+            for k in keys.iter().filter(|k| !k.ends_with('/')) {
+                // a secret purged or removed since the walk is left out
+                if let Some(meta) = self.store.meta(&format!("{prefix}{k}")).await? {
+                    if !meta.is_expired_deletion(now) {
+                        secrets.push(SecretView::of(&meta, now));
+                    }
+                }
+            }
+        }
+        Ok(ListPage {
+            keys,
+            next_token,
+            secrets,
+        })
     }
 
     /// Names below `root + prefix`, relative to `prefix`: one level (folders end with `/`) or

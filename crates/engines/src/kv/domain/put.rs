@@ -4,7 +4,7 @@
 use super::super::model::{IdempotencyRecord, KvConfig, SecretMeta, AWSCURRENT};
 use super::super::store::{self, Change};
 use super::labels::attach_label;
-use super::ops::{check_cas, scheduled_for_deletion, secret_keys};
+use super::ops::{already_exists, check_cas, no_secret, scheduled_for_deletion, secret_keys};
 use super::types::{normalize_version_id, PutVersion};
 use super::views::VersionView;
 use coffer_core::error::{CoreError, ErrorCode, Result};
@@ -28,22 +28,27 @@ pub(super) fn put_step(
     let token = put.idempotency_token.clone().or_else(|| version_id.clone());
     let mut deletes = Vec::new();
     let mut meta = match meta {
-        Some(m) if m.is_expired_deletion(at) => {
+        Some(m) if m.is_expired_deletion(at) && !put.must_exist => {
             // purged lazily: the name starts over, with a new secret id
             deletes = secret_keys(name, &m);
             SecretMeta::new(name, at)
         }
-        Some(_) if put.must_create => {
-            return Err(CoreError::new(
-                ErrorCode::AlreadyExists,
-                format!("secret {name:?} already exists"),
-            ))
-        }
+        Some(m) if m.is_expired_deletion(at) => return Err(no_secret(name)),
         Some(m) if m.is_deleted() => return Err(scheduled_for_deletion(name)),
+        // a retried create (same token) is answered below, as any idempotent retry
+        Some(m)
+            if put.must_create
+                && !token
+                    .as_ref()
+                    .is_some_and(|t| m.idempotency.contains_key(t)) =>
+        {
+            return Err(already_exists(name))
+        }
         Some(mut m) => {
             m.upgrade();
             m
         }
+        None if put.must_exist => return Err(no_secret(name)),
         None => SecretMeta::new(name, at),
     };
     check_cas(put.cas, config, &meta)?;

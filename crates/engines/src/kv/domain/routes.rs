@@ -22,26 +22,35 @@
 //!   `label` (staging label); several must agree; none = the latest version. `domain/labels`
 //!   takes them prefixed `to_` and `from_`.
 //! - read: the selectors; `if_gone`: `"fail"` (default: a deleted or destroyed version is
-//!   `NotFound`) or `"describe"` (answered without payload).
+//!   `NotFound`) or `"describe"` (answered without payload); `as_text` (bool: a JSON payload
+//!   comes back in `value` as the exact text it was stored as, not parsed into `data`).
+//! - payload mapping: text that is a JSON object is stored as JSON (Vault reads the object);
+//!   other text is Vault's `{"value": "<text>"}`; binary is `{"value": "<base64>"}`.
 //! - put: exactly one of `data` (JSON object), `text` (string), `binary` (base64); then
 //!   `version_id`, `idempotency_token`, `staging_labels` (list; absent = `["AWSCURRENT"]`),
-//!   `must_create` (bool), `cas` (number) and any settings/attributes below (they apply to the
+//!   `must_create` (bool: `AlreadyExists` if the secret exists, unless this retries the put
+//!   that created it), `must_exist` (bool: `NotFound` if it does not), `cas` (number) and any settings/attributes below (they apply to the
 //!   new version).
-//! - settings/attributes: `description`, `tags` (object of strings), `kms_key_id`, `rotation`
+//! - settings/attributes: `description`, `tags` (object of strings, replaces), `add_tags`
+//!   (object: set these), `remove_tags` (list of keys), `kms_key_id`, `rotation`
 //!   (`{enabled, rules: {automatically_after_days, schedule_expression, duration}, rotator_id,
 //!   last_rotated_time, next_rotation_time}`), `resource_policy`, `max_versions`,
 //!   `cas_required`, `delete_version_after` (seconds or duration), `custom_metadata` (object,
-//!   replaces), `recovery_level`, `retention_days`; version attributes (on the selected
+//!   replaces), `recovery_level`, `retention_days`, `primary_region` (kept only when the secret
+//!   has none), `replicas` (list of `{region, kms_key_id, status, status_message}`, replaces); version attributes (on the selected
 //!   version): `enabled`, `not_before` / `expires` (unix seconds; null clears),
-//!   `content_type` (null clears), `version_tags` (object); `create` (bool: create a missing
+//!   `content_type` (null clears), `version_tags` (object); `must_create` (bool: create the
+//!   secret without versions; `AlreadyExists` if it exists); `create` (bool: create a missing
 //!   secret instead of `NotFound`).
 //! - delete: `recovery_window_secs` (absent = kept until purged), `recovery_id`.
 //! - list: `recursive` (bool), `page_size` (1..=1000, default 100), `next_token`, `deleted`
-//!   (bool: list only secrets scheduled for deletion; default lists only the others).
+//!   (bool: list only secrets scheduled for deletion; default lists only the others),
+//!   `describe` (bool: each secret's `kv.secret` view too, in `secrets`). Only secrets whose
+//!   `metadata/<name>` the caller may read are listed.
 //! - labels: `label` (required), `to_*` and/or `from_*` selectors.
 //! - destroy: `versions` (list of numbers) and/or `version_ids` (list).
 
-use super::super::model::{Payload, RotationRules, RotationSettings};
+use super::super::model::{Payload, Replica, RotationRules, RotationSettings};
 use super::super::params::{self, present};
 use super::super::KvEngine;
 use super::ops::Domain;
@@ -50,7 +59,7 @@ use super::types::{
 };
 use super::views::{KIND_LIST, KIND_SECRET, KIND_VERSION};
 use coffer_core::error::{CoreError, Result};
-use coffer_core::request::Response;
+use coffer_core::request::{Operation, Response};
 use coffer_core::router::EngineRequest;
 use coffer_core::util;
 use serde::Serialize;
@@ -201,6 +210,17 @@ fn rotation(d: &Map<String, Value>) -> Result<Option<RotationSettings>> {
     }))
 }
 
+fn replicas(d: &Map<String, Value>) -> Result<Option<Vec<Replica>>> {
+    match present(d, "replicas") {
+        None => Ok(None),
+        Some(v) => serde_json::from_value::<Vec<Replica>>(v.clone())
+            .map(Some)
+            .map_err(|_| {
+                CoreError::invalid("replicas must be a list of {region, kms_key_id, status}")
+            }),
+    }
+}
+
 fn attributes(d: &Map<String, Value>) -> Result<Attributes> {
     let custom_metadata = match present(d, "custom_metadata") {
         None => None,
@@ -214,6 +234,8 @@ fn attributes(d: &Map<String, Value>) -> Result<Attributes> {
     Ok(Attributes {
         description: opt_string(d, "description")?,
         tags: string_map(d, "tags")?,
+        add_tags: string_map(d, "add_tags")?,
+        remove_tags: string_list(d, "remove_tags")?,
         kms_key_id: opt_string(d, "kms_key_id")?,
         rotation: rotation(d)?,
         resource_policy: opt_string(d, "resource_policy")?,
@@ -223,6 +245,8 @@ fn attributes(d: &Map<String, Value>) -> Result<Attributes> {
         custom_metadata,
         recovery_level: opt_string(d, "recovery_level")?,
         retention_days: params::opt_u32(d, "retention_days")?,
+        primary_region: opt_string(d, "primary_region")?,
+        replicas: replicas(d)?,
         version: selector(d, "")?.unwrap_or_default(),
         enabled: params::opt_bool(d, "enabled")?,
         not_before: clearable(d, "not_before", opt_i64)?,
@@ -301,16 +325,23 @@ impl KvEngine {
                     page_size: usize::try_from(page_size).unwrap_or(usize::MAX),
                     next_token: opt_string(d, "next_token")?,
                     deleted: params::opt_bool(d, "deleted")?.unwrap_or(false),
+                    describe: params::opt_bool(d, "describe")?.unwrap_or(false),
                 };
-                typed(KIND_LIST, &domain.list(rest, &opts).await?)
+                // only the secrets whose metadata the caller may read
+                let visible = |name: &str| req.allows(Operation::Read, &format!("metadata/{name}"));
+                typed(KIND_LIST, &domain.list(rest, &opts, visible).await?)
             }
             DomainPath::Describe => typed(KIND_SECRET, &domain.describe(name(rest, req)?).await?),
             DomainPath::SetAttributes => {
                 let create = params::opt_bool(d, "create")?.unwrap_or(false);
+                let must_create = params::opt_bool(d, "must_create")?.unwrap_or(false);
                 let attrs = attributes(d)?;
-                let view = domain
-                    .set_attributes(name(rest, req)?, &attrs, create)
-                    .await?;
+                let n = name(rest, req)?;
+                let view = if must_create {
+                    domain.create_empty(n, &attrs).await?
+                } else {
+                    domain.set_attributes(n, &attrs, create).await?
+                };
                 typed(KIND_SECRET, &view)
             }
             DomainPath::DeleteSecret => {
@@ -330,9 +361,11 @@ impl KvEngine {
                     Some("describe") => IfGone::Describe,
                     Some(_) => return Err(CoreError::invalid("if_gone must be fail or describe")),
                 };
-                typed(
-                    KIND_VERSION,
-                    &domain.read(name(rest, req)?, &sel, if_gone).await?,
+                let as_text = params::opt_bool(d, "as_text")?.unwrap_or(false);
+                typed_version(
+                    domain
+                        .read_as(name(rest, req)?, &sel, if_gone, as_text)
+                        .await?,
                 )
             }
             DomainPath::PutVersion => {
@@ -341,6 +374,7 @@ impl KvEngine {
                 put.idempotency_token = opt_string(d, "idempotency_token")?;
                 put.staging_labels = string_list(d, "staging_labels")?;
                 put.must_create = params::opt_bool(d, "must_create")?.unwrap_or(false);
+                put.must_exist = params::opt_bool(d, "must_exist")?.unwrap_or(false);
                 put.cas = opt_i64(d, "cas")?
                     .map(|c| u64::try_from(c).map_err(|_| CoreError::invalid("cas must be >= 0")))
                     .transpose()?;

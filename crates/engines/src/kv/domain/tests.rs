@@ -87,8 +87,19 @@ async fn new_versions_take_awscurrent_and_leave_awsprevious() {
         .unwrap();
     assert_eq!(current.value.as_deref(), Some("two"));
     // moving AWSCURRENT to 3: 2 becomes AWSPREVIOUS (taken off 1); AWSPENDING stays on 3
-    let s = d
+    let err = d
         .move_label("s", AWSCURRENT, Some(&Selector::number(3)), None)
+        .await
+        .unwrap_err();
+    // a label held by another version moves only when the caller names that version
+    assert_eq!(err.code, ErrorCode::InvalidRequest, "{err:?}");
+    let s = d
+        .move_label(
+            "s",
+            AWSCURRENT,
+            Some(&Selector::number(3)),
+            Some(&Selector::number(2)),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -104,7 +115,12 @@ async fn new_versions_take_awscurrent_and_leave_awsprevious() {
         .await
         .unwrap();
     let s = d
-        .move_label("s", "blue", Some(&Selector::number(2)), None)
+        .move_label(
+            "s",
+            "blue",
+            Some(&Selector::number(2)),
+            Some(&Selector::number(1)),
+        )
         .await
         .unwrap();
     assert_eq!(s.versions[0].staging_labels, Vec::<String>::new());
@@ -407,13 +423,19 @@ async fn deleted_secrets_until_restored_or_purged() {
     }
     assert!(d.describe("a/x").await.unwrap().deletion.is_some());
     // listed among the deleted only
-    let live = d.list("a", &ListOptions::default()).await.unwrap();
+    let live = d
+        .list("a", &ListOptions::default(), |_| true)
+        .await
+        .unwrap();
     assert_eq!(live.keys, vec!["y"]);
     let deleted = ListOptions {
         deleted: true,
         ..Default::default()
     };
-    assert_eq!(d.list("a/", &deleted).await.unwrap().keys, vec!["x"]);
+    assert_eq!(
+        d.list("a/", &deleted, |_| true).await.unwrap().keys,
+        vec!["x"]
+    );
     // restore
     d.restore("a/x").await.unwrap();
     assert_eq!(
@@ -423,7 +445,12 @@ async fn deleted_secrets_until_restored_or_purged() {
     d.read("a/x", &Selector::latest(), IfGone::Fail)
         .await
         .unwrap();
-    assert!(d.list("a/", &deleted).await.unwrap().keys.is_empty());
+    assert!(d
+        .list("a/", &deleted, |_| true)
+        .await
+        .unwrap()
+        .keys
+        .is_empty());
     // purge: only a deleted secret, and then everything is gone
     assert_eq!(
         d.purge("a/x").await.unwrap_err().code,
@@ -482,7 +509,7 @@ async fn list_pages_and_recursion() {
     for n in ["a", "b/c", "b/d/e", "f", "g"] {
         d.put(n, put_text("x")).await.unwrap();
     }
-    let one = d.list("", &ListOptions::default()).await.unwrap();
+    let one = d.list("", &ListOptions::default(), |_| true).await.unwrap();
     assert_eq!(one.keys, vec!["a", "b/", "f", "g"]);
     assert!(one.next_token.is_none());
     let mut opts = ListOptions {
@@ -492,7 +519,7 @@ async fn list_pages_and_recursion() {
     };
     let mut all = Vec::new();
     loop {
-        let page = d.list("", &opts).await.unwrap();
+        let page = d.list("", &opts, |_| true).await.unwrap();
         assert!(page.keys.len() <= 2);
         all.extend(page.keys);
         match page.next_token {
@@ -507,7 +534,8 @@ async fn list_pages_and_recursion() {
             &ListOptions {
                 recursive: true,
                 ..Default::default()
-            }
+            },
+            |_| true
         )
         .await
         .unwrap()
@@ -519,7 +547,7 @@ async fn list_pages_and_recursion() {
         ..Default::default()
     };
     assert_eq!(
-        d.list("", &bad).await.unwrap_err().code,
+        d.list("", &bad, |_| true).await.unwrap_err().code,
         ErrorCode::InvalidRequest
     );
     let big = ListOptions {
@@ -527,7 +555,7 @@ async fn list_pages_and_recursion() {
         ..Default::default()
     };
     assert_eq!(
-        d.list("", &big).await.unwrap_err().code,
+        d.list("", &big, |_| true).await.unwrap_err().code,
         ErrorCode::InvalidRequest
     );
 }
@@ -616,6 +644,7 @@ async fn call(
         client_token: None,
         request_id: "test",
         remote_addr: None,
+        acl: None,
     };
     engine.handle(&req).await
 }

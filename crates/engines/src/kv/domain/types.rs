@@ -1,6 +1,6 @@
 //! The parameters of the kv domain's operations.
 
-use super::super::model::{format_time, Payload, RotationSettings, SecretMeta};
+use super::super::model::{format_time, Payload, Replica, RotationSettings, SecretMeta};
 use super::super::params;
 use super::labels::validate_label;
 use coffer_core::error::{CoreError, Result};
@@ -110,6 +110,10 @@ pub enum CustomMetadataChange {
 pub struct Attributes {
     pub description: Option<String>,
     pub tags: Option<BTreeMap<String, String>>,
+    /// Tags set (added or overwritten) after `tags` is applied.
+    pub add_tags: Option<BTreeMap<String, String>>,
+    /// Tag keys removed after `tags` is applied.
+    pub remove_tags: Option<Vec<String>>,
     pub kms_key_id: Option<String>,
     pub rotation: Option<RotationSettings>,
     pub resource_policy: Option<String>,
@@ -119,6 +123,10 @@ pub struct Attributes {
     pub custom_metadata: Option<CustomMetadataChange>,
     pub recovery_level: Option<String>,
     pub retention_days: Option<u32>,
+    /// Set only when the secret has none yet (the region it was created in).
+    pub primary_region: Option<String>,
+    /// Replaces the list of replicas.
+    pub replicas: Option<Vec<Replica>>,
     /// The version the version attributes below apply to (default: the latest).
     pub version: Selector,
     pub enabled: Option<bool>,
@@ -146,6 +154,12 @@ impl Attributes {
         if let Some(t) = &self.tags {
             meta.tags = t.clone();
         }
+        for (k, v) in self.add_tags.iter().flatten() {
+            meta.tags.insert(k.clone(), v.clone());
+        }
+        for k in self.remove_tags.iter().flatten() {
+            meta.tags.remove(k);
+        }
         if let Some(k) = &self.kms_key_id {
             meta.kms_key_id = Some(k.clone());
         }
@@ -169,6 +183,12 @@ impl Attributes {
         }
         if let Some(d) = self.retention_days {
             meta.retention_days = Some(d);
+        }
+        if let (Some(r), None) = (&self.primary_region, &meta.primary_region) {
+            meta.primary_region = Some(r.clone());
+        }
+        if let Some(r) = &self.replicas {
+            meta.replicas = r.clone();
         }
         match &self.custom_metadata {
             None => {}
@@ -229,8 +249,11 @@ pub struct PutVersion {
     pub staging_labels: Option<Vec<String>>,
     /// Vault's check-and-set: the current version number the caller expects (0 = none yet).
     pub cas: Option<u64>,
-    /// Fail with `AlreadyExists` if the secret exists (AWS `CreateSecret`).
+    /// Fail with `AlreadyExists` if the secret exists (AWS `CreateSecret`), unless this is a
+    /// retry of the put that created it (same idempotency token and payload).
     pub must_create: bool,
+    /// Fail with `NotFound` if the secret does not exist (AWS `PutSecretValue`).
+    pub must_exist: bool,
     /// Settings and version attributes applied in the same commit (`attributes.version` is
     /// ignored: they apply to the new version).
     pub attributes: Attributes,
@@ -245,6 +268,7 @@ impl PutVersion {
             staging_labels: None,
             cas: None,
             must_create: false,
+            must_exist: false,
             attributes: Attributes::default(),
         }
     }
@@ -268,6 +292,8 @@ pub struct ListOptions {
     pub next_token: Option<String>,
     /// `false`: secrets scheduled for deletion are left out; `true`: only those are listed.
     pub deleted: bool,
+    /// Describe each secret of the page as well ([`super::views::ListPage::secrets`]).
+    pub describe: bool,
 }
 
 impl PutVersion {

@@ -7,7 +7,8 @@
 //! structure-only [`SubkeysView::subkeys`]); `Debug` never prints them.
 
 use super::super::model::{
-    KvConfig, RotationSettings, SecretMeta, VersionMeta, CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON,
+    KvConfig, Replica, RotationSettings, SecretMeta, VersionMeta, CONTENT_TYPE_BINARY,
+    CONTENT_TYPE_JSON,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -218,6 +219,10 @@ pub struct SecretView {
     pub recovery_level: Option<String>,
     #[serde(default)]
     pub retention_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<Replica>,
     /// Every retained version, oldest first, without payloads.
     #[serde(default)]
     pub versions: Vec<VersionView>,
@@ -253,6 +258,8 @@ impl SecretView {
             }),
             recovery_level: meta.recovery_level.clone(),
             retention_days: meta.retention_days,
+            primary_region: meta.primary_region.clone(),
+            replicas: meta.replicas.clone(),
             versions: meta
                 .versions
                 .iter()
@@ -267,13 +274,16 @@ impl SecretView {
 }
 
 /// One page of secret names (kind `kv.list`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListPage {
     /// Names relative to the listed prefix, sorted; a folder ends with `/` (not recursive).
     pub keys: Vec<String>,
     /// Pass as `next_token` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+    /// With `describe`: each secret of `keys` (folders left out), in the same order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretView>,
 }
 
 /// The structure of a version's JSON payload without its values (kind `kv.subkeys`).
