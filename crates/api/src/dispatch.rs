@@ -7,11 +7,12 @@
 //! | `/secrets…`, `/deletedsecrets…`, `/keys…`, `/certificates…` | Azure Key Vault |
 //! | `…/oauth2/v2.0/token`, `…/.well-known/openid-configuration`, `/common/discovery/instance`, `/msi/…` | identity endpoints (Entra ID compatible) |
 //!
-//! A dialect that is not built yet answers a clear error in its own format (never Vault's 404).
+//! A dialect that is not built yet (Azure, identity) answers a clear error in its own format
+//! (never Vault's 404).
 
 use crate::common::json_with_type;
 use axum::extract::{Request as HttpRequest, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response as HttpResponse;
 use coffer_core::Core;
 use serde_json::json;
@@ -72,27 +73,11 @@ pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Route {
 async fn dispatch(State(core): State<Arc<Core>>, req: HttpRequest) -> HttpResponse {
     match classify(req.method(), req.uri().path(), req.headers()) {
         Route::Vault => crate::vault::handle(State(core), req).await,
-        Route::Aws => aws_unavailable(),
+        Route::Aws => crate::aws::handle(&core, req).await,
         Route::Azure => azure_unavailable(),
         Route::Identity => identity_unavailable(),
         Route::Unknown => crate::vault::error_response(StatusCode::NOT_FOUND, &[]),
     }
-}
-
-/// AWS's JSON 1.1 error shape, with a request id as AWS sends.
-fn aws_unavailable() -> HttpResponse {
-    let mut resp = json_with_type(
-        StatusCode::NOT_IMPLEMENTED,
-        &json!({
-            "__type": "NotImplemented",
-            "message": "the AWS Secrets Manager dialect is not available in this Coffer build",
-        }),
-        "application/x-amz-json-1.1",
-    );
-    if let Ok(id) = HeaderValue::from_str(&uuid_v4()) {
-        resp.headers_mut().insert("x-amzn-requestid", id);
-    }
-    resp
 }
 
 /// Azure's error shape.
@@ -119,13 +104,10 @@ fn identity_unavailable() -> HttpResponse {
     )
 }
 
-fn uuid_v4() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn route(method: Method, path: &str, target: bool) -> Route {
         let mut h = HeaderMap::new();
