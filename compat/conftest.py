@@ -36,6 +36,21 @@ STARTUP_TIMEOUT = 30.0
 for _var in ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE"):
     os.environ.pop(_var, None)
 
+# The same for the AWS SDKs (boto3 / the AWS CLI): no credentials, profile, region, endpoint or
+# config file of the person running the suite may reach them; every client is given its own.
+for _var in [v for v in os.environ if v.startswith("AWS_")]:
+    os.environ.pop(_var, None)
+_AWS_EMPTY_DIR = tempfile.mkdtemp(prefix="coffer-compat-aws-")
+for _var, _file in (("AWS_CONFIG_FILE", "config"), ("AWS_SHARED_CREDENTIALS_FILE", "credentials")):
+    Path(_AWS_EMPTY_DIR, _file).write_text("")
+    os.environ[_var] = str(Path(_AWS_EMPTY_DIR, _file))
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+# The dev server's fixed AWS access key (auth/aws-keys/keys/dev, policy dev-aws) and account id.
+AWS_ACCESS_KEY_ID = "AKIACOFFERTEST000001"
+AWS_SECRET_ACCESS_KEY = "c0fferTestSecretKey/0123456789+abcdefghi"  # 40 characters
+AWS_ACCOUNT_ID = "123456789012"
+
 
 def coffer_bin() -> str:
     path = os.environ.get("COFFER_BIN") or str(REPO / "target" / "debug" / "coffer")
@@ -165,6 +180,10 @@ class DevServer:
         self.process = process
         self.url = process.url
         self.root_token = root_token
+        # only the session `dev_server` is started with these (see its fixture)
+        self.aws_access_key_id = AWS_ACCESS_KEY_ID
+        self.aws_secret_access_key = AWS_SECRET_ACCESS_KEY
+        self.aws_account_id = AWS_ACCOUNT_ID
 
     def client(self, token: str | None = None) -> hvac.Client:
         return make_client(self.url, token)
@@ -237,13 +256,66 @@ def dev_server(tmp_path_factory):
 
     def args(port: int) -> list[str]:
         return ["server", "-dev", f"-dev-root-token-id={root}", f"-dev-listen-address=127.0.0.1:{port}",
-                "-dev-tls-listen-address=127.0.0.1:0"]
+                "-dev-tls-listen-address=127.0.0.1:0",
+                f"-dev-aws-access-key-id={AWS_ACCESS_KEY_ID}",
+                f"-dev-aws-secret-access-key={AWS_SECRET_ACCESS_KEY}",
+                f"-dev-aws-account-id={AWS_ACCOUNT_ID}"]
 
     proc = _start(args, workdir)
     try:
         yield DevServer(proc, root)
     finally:
         proc.stop()
+
+
+# --- AWS Secrets Manager dialect -------------------------------------------------------------------
+
+class AwsCreds:
+    """The dev server's AWS key pair and account id."""
+
+    def __init__(self, access_key_id: str, secret_access_key: str, account_id: str):
+        self.access_key_id = access_key_id
+        self.secret_access_key = secret_access_key
+        self.account_id = account_id
+
+    # tuple-like: `key_id, secret, account = aws_creds`
+    def __iter__(self):
+        return iter((self.access_key_id, self.secret_access_key, self.account_id))
+
+
+@pytest.fixture(scope="session")
+def aws_creds(dev_server):
+    return AwsCreds(dev_server.aws_access_key_id, dev_server.aws_secret_access_key, dev_server.aws_account_id)
+
+
+@pytest.fixture
+def sm(dev_server):
+    """A boto3 Secrets Manager client signed with the dev key (policy dev-aws), region us-east-1."""
+    from aws_helpers import sm_client
+    return sm_client(dev_server)
+
+
+@pytest.fixture
+def aws_key_for_policy(dev_server, client):
+    """Factory: a fresh AWS access key whose only policy is the given HCL text; returns
+    ``(access_key_id, secret_access_key)``. Keys and policies are removed afterwards."""
+    made: list[tuple[str, str]] = []
+
+    def make(policy: str) -> tuple[str, str]:
+        pname = uid("awspol")
+        kname = uid("awskey")
+        client.sys.create_or_update_policy(name=pname, policy=policy)
+        made.append((pname, kname))
+        data = client.write(f"auth/aws-keys/keys/{kname}", policies=[pname])["data"]
+        return data["access_key_id"], data["secret_access_key"]
+
+    yield make
+    for pname, kname in made:
+        for f in (lambda: client.delete(f"auth/aws-keys/keys/{kname}"), lambda: client.sys.delete_policy(pname)):
+            try:
+                f()
+            except hvac.exceptions.VaultError:
+                pass
 
 
 @pytest.fixture

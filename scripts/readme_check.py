@@ -3,7 +3,8 @@
 tests.
 
 Every ```sh block of README.md runs, in document order, in one bash session that starts in the
-repository root with an empty HOME (a temporary directory) and no VAULT_*/COFFER_* variables.
+repository root with an empty HOME (a temporary directory), no VAULT_*/COFFER_*/AWS_* variables,
+and this interpreter's bin directory first on PATH (the test virtualenv's `aws` command).
 ```python blocks run with this interpreter (the test virtualenv, which has hvac); an ```hcl block
 whose first line is a comment naming a file (`# coffer.hcl`) is written to that file, in the
 session's current directory at that point.
@@ -151,8 +152,10 @@ def main():
             print("README check: the README's test command must be what .ci/run runs", file=sys.stderr)
             return 1
     home = tempfile.mkdtemp(prefix="coffer-readme-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "COFFER_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "COFFER_", "AWS_"))}
     env["HOME"] = home
+    # the README's `aws` commands are the AWS CLI of this virtualenv
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env["PYTHON"] = sys.executable
     # cargo and rustup live under the real home
     real_home = os.path.expanduser("~")

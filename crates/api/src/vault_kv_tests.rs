@@ -18,7 +18,6 @@ fn view() -> VersionView {
         name: "app".into(),
         number: 3,
         version_id: "5f0c6ad2-9b0e-4b36-8d5e-0a8f5f7b8e11".into(),
-        version_id_hex: "5f0c6ad29b0e4b368d5e0a8f5f7b8e11".into(),
         created_time: "2026-01-01T00:00:00Z".into(),
         updated_time: Some("2026-01-01T00:00:00Z".into()),
         enabled: true,

@@ -71,9 +71,17 @@ fn encode_token(pos: &(String, String)) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([pos.0, pos.1]).to_string())
 }
 
+fn invalid_token() -> AwsError {
+    AwsError {
+        status: axum::http::StatusCode::BAD_REQUEST,
+        code: "InvalidNextTokenException",
+        message: "The NextToken value is not valid.".into(),
+    }
+}
+
 fn decode_token(t: &str) -> Result<(String, String), AwsError> {
     use base64::Engine as _;
-    let bad = || AwsError::invalid_parameter("The NextToken value is not valid.");
+    let bad = invalid_token;
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(t.as_bytes())
         .map_err(|_| bad())?;
@@ -219,10 +227,7 @@ pub async fn list_secret_version_ids(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult 
     let include_deprecated = p.bool_opt("IncludeDeprecated")?.unwrap_or(false);
     let after: Option<u64> = match p.str_opt("NextToken", 1, 4096)? {
         None => None,
-        Some(t) => Some(
-            t.parse()
-                .map_err(|_| AwsError::invalid_parameter("The NextToken value is not valid."))?,
-        ),
+        Some(t) => Some(t.parse().map_err(|_| invalid_token())?),
     };
     let name = ops::resolve(ctx, id).await?;
     let s = ops::describe(ctx, &name).await.map_err(|e| {

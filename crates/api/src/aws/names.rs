@@ -63,14 +63,25 @@ pub fn arn(region: &str, account: &str, name: &str, secret_id: &str) -> String {
 pub struct Candidate {
     pub name: String,
     pub suffix: Option<String>,
+    /// The account an ARN names (`None` for a plain name).
+    pub account: Option<String>,
 }
 
 impl Candidate {
-    /// Whether a secret with this id is the one meant.
-    pub fn accepts(&self, secret_id: &str) -> bool {
+    fn named(name: &str) -> Self {
+        Candidate {
+            name: name.to_string(),
+            suffix: None,
+            account: None,
+        }
+    }
+
+    /// Whether the secret with this id, seen by a caller of `account`, is the one meant.
+    pub fn accepts(&self, secret_id: &str, account: &str) -> bool {
         self.suffix
             .as_deref()
             .is_none_or(|s| s == suffix(secret_id))
+            && self.account.as_deref().is_none_or(|a| a == account)
     }
 }
 
@@ -86,14 +97,11 @@ pub fn candidates(secret_id: &str) -> Result<Vec<Candidate>, AwsError> {
     }
     let Some(rest) = secret_id.strip_prefix("arn:") else {
         validate_name(secret_id).map_err(|_| not_found())?;
-        return Ok(vec![Candidate {
-            name: secret_id.to_string(),
-            suffix: None,
-        }]);
+        return Ok(vec![Candidate::named(secret_id)]);
     };
     // aws:secretsmanager:<region>:<account>:secret:<name>
     let parts: Vec<&str> = rest.splitn(6, ':').collect();
-    let [_partition, service, _region, _account, "secret", name] = parts.as_slice() else {
+    let [_partition, service, _region, account, "secret", name] = parts.as_slice() else {
         return Err(AwsError::invalid_parameter(
             "The ARN is not a Secrets Manager secret ARN.",
         ));
@@ -112,13 +120,14 @@ pub fn candidates(secret_id: &str) -> Result<Vec<Candidate>, AwsError> {
             out.push(Candidate {
                 name: base.to_string(),
                 suffix: Some(sfx.to_string()),
+                account: Some(account.to_string()),
             });
         }
     }
     if validate_name(name).is_ok() {
         out.push(Candidate {
-            name: name.to_string(),
-            suffix: None,
+            account: Some(account.to_string()),
+            ..Candidate::named(name)
         });
     }
     if out.is_empty() {
@@ -170,15 +179,18 @@ mod tests {
         assert_ne!(suffix("another id"), sfx);
         let c = candidates(&a).unwrap();
         assert_eq!(c[0].name, "prod/db");
-        assert!(c[0].accepts(id));
-        assert!(!c[0].accepts("another id"));
+        assert!(c[0].accepts(id, "123456789012"));
+        assert!(!c[0].accepts("another id", "123456789012"));
+        // another account's ARN never names a secret of this one
+        assert!(!c[0].accepts(id, "210987654321"));
         assert_eq!(c[1].name, format!("prod/db-{sfx}"));
         let partial = candidates("arn:aws:secretsmanager:us-east-1:1:secret:prod/db").unwrap();
         assert_eq!(
             partial,
             vec![Candidate {
                 name: "prod/db".into(),
-                suffix: None
+                suffix: None,
+                account: Some("1".into()),
             }]
         );
         // a name whose last part looks like a suffix is tried both ways

@@ -58,17 +58,22 @@ pub(super) async fn describe(ctx: &Ctx<'_>, name: &str) -> Result<SecretView, Co
     view(resp).map_err(|e| CoreError::internal(e.message))
 }
 
-/// The name a `SecretId` names. A name or partial ARN is taken as it is; a full ARN is checked
-/// against the secret's id (a describe), so an ARN of a deleted-and-recreated secret does not
-/// reach the new one.
+/// The name a `SecretId` names. A name is taken as it is; an ARN is checked (a describe): its
+/// account must be the caller's, and a full ARN's suffix the secret's (an ARN of a
+/// deleted-and-recreated secret does not reach the new one).
 pub(super) async fn resolve(ctx: &Ctx<'_>, secret_id: &str) -> Result<String, AwsError> {
     let candidates = names::candidates(secret_id)?;
-    if let [Candidate { name, suffix: None }] = candidates.as_slice() {
+    if let [Candidate {
+        name,
+        suffix: None,
+        account: None,
+    }] = candidates.as_slice()
+    {
         return Ok(name.clone());
     }
     for c in &candidates {
         match describe(ctx, &c.name).await {
-            Ok(v) if c.accepts(&v.secret_id) => return Ok(c.name.clone()),
+            Ok(v) if c.accepts(&v.secret_id, &ctx.account()) => return Ok(c.name.clone()),
             Ok(_) => {}
             Err(e) if e.code == ErrorCode::NotFound => {}
             Err(e) => return Err(secret_error(e)),
@@ -277,7 +282,7 @@ pub(super) async fn read_value(
         {
             Ok(resp) => {
                 let v: VersionView = view(resp)?;
-                if c.accepts(&v.secret_id) {
+                if c.accepts(&v.secret_id, &ctx.account()) {
                     return Ok(v);
                 }
             }
@@ -492,7 +497,13 @@ pub async fn delete_secret(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
             ));
         }
     }
-    let name = resolve(ctx, id).await?;
+    let name = match resolve(ctx, id).await {
+        Ok(n) => n,
+        Err(e) if force && e.code == "ResourceNotFoundException" => {
+            return Ok(forced_gone(ctx, id));
+        }
+        Err(e) => return Err(e),
+    };
     let days = window.unwrap_or(30);
     let mut data = Map::new();
     if !force {
@@ -503,6 +514,7 @@ pub async fn delete_secret(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
         Ok(resp) => Some(view::<SecretView>(resp)?),
         // already scheduled: only a forced deletion goes on (it purges at once)
         Err(e) if e.code == ErrorCode::InvalidState && force => None,
+        Err(e) if force && is_missing_secret(&e) => return Ok(forced_gone(ctx, &name)),
         Err(e) => return Err(secret_error(e)),
     };
     if force {
@@ -536,6 +548,17 @@ pub async fn delete_secret(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
         "Name": s.name,
         "DeletionDate": epoch(&purge),
     }))
+}
+
+/// A forced deletion of a secret that does not exist succeeds, as AWS answers it (the secret is
+/// gone either way).
+fn forced_gone(ctx: &Ctx<'_>, name: &str) -> Value {
+    let now = coffer_engines::kv::model::format_time(time::OffsetDateTime::now_utc());
+    json!({
+        "ARN": ctx.arn(name, &uuid::Uuid::new_v4().to_string()),
+        "Name": name,
+        "DeletionDate": epoch(&now),
+    })
 }
 
 pub async fn restore_secret(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {

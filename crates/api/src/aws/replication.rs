@@ -63,16 +63,9 @@ pub fn status_json(replicas: &[Replica]) -> Value {
         .collect::<Vec<_>>())
 }
 
-async fn current(ctx: &Ctx<'_>, name: &str) -> Result<Vec<Replica>, AwsError> {
-    let s = super::ops::describe(ctx, name)
-        .await
-        .map_err(super::ops::secret_error)?;
-    Ok(s.replicas)
-}
-
-async fn store(ctx: &Ctx<'_>, name: &str, replicas: &[Replica]) -> OpResult {
-    let mut data = Map::new();
-    data.insert("replicas".into(), json!(replicas));
+/// Change the replicas (update on `metadata/<name>`, one atomic change); answers `ARN` and
+/// `ReplicationStatus`.
+async fn change(ctx: &Ctx<'_>, name: &str, data: Map<String, Value>) -> OpResult {
     let s = set_settings(ctx, name, data).await?;
     Ok(json!({
         "ARN": ctx.arn(&s.name, &s.secret_id),
@@ -91,20 +84,10 @@ pub async fn replicate(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
     }
     let force = p.bool_opt("ForceOverwriteReplicaSecret")?.unwrap_or(false);
     let name = resolve(ctx, id).await?;
-    let mut replicas = current(ctx, &name).await?;
-    for r in add {
-        match replicas.iter_mut().find(|x| x.region == r.region) {
-            Some(existing) if force => *existing = r,
-            Some(_) => {
-                return Err(AwsError::invalid_request(format!(
-                    "The secret is already replicated to {}.",
-                    r.region
-                )))
-            }
-            None => replicas.push(r),
-        }
-    }
-    store(ctx, &name, &replicas).await
+    let mut data = Map::new();
+    data.insert("add_replicas".into(), json!(add));
+    data.insert("overwrite_replicas".into(), json!(force));
+    change(ctx, &name, data).await
 }
 
 pub async fn remove_regions(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
@@ -117,16 +100,9 @@ pub async fn remove_regions(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
         ));
     }
     let name = resolve(ctx, id).await?;
-    let mut replicas = current(ctx, &name).await?;
-    for r in &remove {
-        if !replicas.iter().any(|x| &x.region == r) {
-            return Err(AwsError::invalid_parameter(format!(
-                "The secret is not replicated to {r}."
-            )));
-        }
-    }
-    replicas.retain(|x| !remove.contains(&x.region));
-    store(ctx, &name, &replicas).await
+    let mut data = Map::new();
+    data.insert("remove_replicas".into(), json!(remove));
+    change(ctx, &name, data).await
 }
 
 /// Called in a replica's region: the replica becomes a secret of its own. With one store the
@@ -134,15 +110,18 @@ pub async fn remove_regions(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
 pub async fn stop_replication(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
     let id = p.str_req("SecretId", 1, names::MAX_SECRET_ID)?;
     let name = resolve(ctx, id).await?;
-    let mut replicas = current(ctx, &name).await?;
-    if !replicas.iter().any(|x| x.region == ctx.region) {
-        return Err(AwsError::invalid_request(format!(
-            "The secret is not a replica in {}: call StopReplicationToReplica in the replica's \
-             region.",
-            ctx.region
-        )));
-    }
-    replicas.retain(|x| x.region != ctx.region);
-    let out = store(ctx, &name, &replicas).await?;
+    let mut data = Map::new();
+    data.insert("remove_replicas".into(), json!([ctx.region]));
+    let out = change(ctx, &name, data).await.map_err(|e| {
+        if e.code == "InvalidParameterException" {
+            AwsError::invalid_request(format!(
+                "The secret is not a replica in {}: call StopReplicationToReplica in the \
+                 replica's region.",
+                ctx.region
+            ))
+        } else {
+            e
+        }
+    })?;
     Ok(json!({ "ARN": out["ARN"] }))
 }

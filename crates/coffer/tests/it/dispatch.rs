@@ -1,5 +1,6 @@
 //! Every listener serves every dialect; requests are told apart by path and headers. A dialect
-//! that is not built yet answers a clear error in its own format, never Vault's 404 body.
+//! that is not built yet (Azure, identity) answers a clear error in its own format, never
+//! Vault's 404 body.
 
 use crate::common::*;
 use serde_json::Value;
@@ -8,7 +9,7 @@ use serde_json::Value;
 fn requests_reach_the_dialect_they_speak() {
     let s = dev();
     let c = &s.client;
-    // AWS: POST / with X-Amz-Target
+    // AWS: POST / with X-Amz-Target (unsigned: AWS's own refusal, in its JSON shape)
     let r = c
         .post(format!("{}/", s.addr))
         .header("X-Amz-Target", "secretsmanager.GetSecretValue")
@@ -16,10 +17,24 @@ fn requests_reach_the_dialect_they_speak() {
         .body(r#"{"SecretId":"x"}"#)
         .send()
         .unwrap();
-    assert_eq!(r.status().as_u16(), 501);
+    assert_eq!(r.status().as_u16(), 403);
     assert!(r.headers().contains_key("x-amzn-requestid"));
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/x-amz-json-1.1"
+    );
     let v: Value = r.json().unwrap();
-    assert_eq!(v["__type"], "NotImplemented");
+    assert_eq!(v["__type"], "MissingAuthenticationTokenException");
+    // an operation Secrets Manager does not have
+    let r = c
+        .post(format!("{}/", s.addr))
+        .header("X-Amz-Target", "secretsmanager.DropAllTables")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["__type"], "UnknownOperationException");
     // Azure Key Vault
     let r = c
         .get(format!("{}/secrets/db?api-version=7.4", s.addr))

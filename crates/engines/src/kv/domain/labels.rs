@@ -62,9 +62,10 @@ pub fn attach_label(
             "version {target} does not exist"
         )));
     }
+    let materialized = materialize_current(meta, at);
     let holder = meta.version_with_label(label);
     if holder == Some(target) {
-        return Ok(false);
+        return Ok(materialized);
     }
     if let Some(h) = holder {
         remove(meta, h, label, at);
@@ -79,6 +80,16 @@ pub fn attach_label(
         }
     }
     Ok(true)
+}
+
+/// A secret written only through Vault holds no labels; its `AWSCURRENT` is implied (its
+/// current version). The first label put on it makes that explicit, so the implied holder of
+/// `AWSCURRENT` is treated as any holder (e.g. gets `AWSPREVIOUS` when it moves on).
+fn materialize_current(meta: &mut SecretMeta, at: OffsetDateTime) -> bool {
+    let unlabelled = meta.versions.values().all(|v| v.staging_labels.is_empty());
+    let current = meta.current_version;
+    // cannot fail: the version exists and holds no label
+    unlabelled && meta.versions.contains_key(&current) && add(meta, current, AWSCURRENT, at).is_ok()
 }
 
 /// Take `label` off version `from`. `AWSCURRENT` cannot simply be removed: it must be moved to

@@ -544,6 +544,14 @@ impl<'a> Domain<'a> {
             .update(self.locks, name, |meta| async move {
                 let now = model::now();
                 let mut meta = live(meta.ok_or_else(|| no_secret(name))?, now)?;
+                if !meta.replicas.is_empty() {
+                    let regions: Vec<&str> =
+                        meta.replicas.iter().map(|r| r.region.as_str()).collect();
+                    return Err(CoreError::invalid(format!(
+                        "the secret still has replicas in {}: remove them first",
+                        regions.join(", ")
+                    )));
+                }
                 meta.upgrade();
                 let purge = del
                     .recovery_window_secs

@@ -37,7 +37,9 @@
 //!   last_rotated_time, next_rotation_time}`), `resource_policy`, `max_versions`,
 //!   `cas_required`, `delete_version_after` (seconds or duration), `custom_metadata` (object,
 //!   replaces), `recovery_level`, `retention_days`, `primary_region` (kept only when the secret
-//!   has none), `replicas` (list of `{region, kms_key_id, status, status_message}`, replaces); version attributes (on the selected
+//!   has none), `replicas` (list of `{region, kms_key_id, status, status_message}`, replaces),
+//!   `add_replicas` (same form; a region replicated already is refused unless
+//!   `overwrite_replicas`), `remove_replicas` (list of regions, each must be a replica); version attributes (on the selected
 //!   version): `enabled`, `not_before` / `expires` (unix seconds; null clears),
 //!   `content_type` (null clears), `version_tags` (object); `must_create` (bool: create the
 //!   secret without versions; `AlreadyExists` if it exists); `create` (bool: create a missing
@@ -210,13 +212,15 @@ fn rotation(d: &Map<String, Value>) -> Result<Option<RotationSettings>> {
     }))
 }
 
-fn replicas(d: &Map<String, Value>) -> Result<Option<Vec<Replica>>> {
-    match present(d, "replicas") {
+fn replicas(d: &Map<String, Value>, key: &str) -> Result<Option<Vec<Replica>>> {
+    match present(d, key) {
         None => Ok(None),
         Some(v) => serde_json::from_value::<Vec<Replica>>(v.clone())
             .map(Some)
             .map_err(|_| {
-                CoreError::invalid("replicas must be a list of {region, kms_key_id, status}")
+                CoreError::invalid(format!(
+                    "{key} must be a list of {{region, kms_key_id, status}}"
+                ))
             }),
     }
 }
@@ -246,7 +250,10 @@ fn attributes(d: &Map<String, Value>) -> Result<Attributes> {
         recovery_level: opt_string(d, "recovery_level")?,
         retention_days: params::opt_u32(d, "retention_days")?,
         primary_region: opt_string(d, "primary_region")?,
-        replicas: replicas(d)?,
+        replicas: replicas(d, "replicas")?,
+        add_replicas: replicas(d, "add_replicas")?,
+        overwrite_replicas: params::opt_bool(d, "overwrite_replicas")?.unwrap_or(false),
+        remove_replicas: string_list(d, "remove_replicas")?,
         version: selector(d, "")?.unwrap_or_default(),
         enabled: params::opt_bool(d, "enabled")?,
         not_before: clearable(d, "not_before", opt_i64)?,

@@ -205,7 +205,7 @@ async fn idempotent_puts() {
     p.version_id = Some(id.into());
     let a = d.put("i", p.clone()).await.unwrap();
     assert_eq!(a.version_id, id);
-    assert_eq!(a.version_id_hex, id.replace('-', ""));
+    assert_eq!(a.id_hex(), id.replace('-', ""));
     // the same token (here: the version id, in its other form) and payload: the same version
     let mut again = p.clone();
     again.version_id = Some(id.replace('-', "").to_uppercase());
@@ -266,7 +266,7 @@ async fn reads_by_number_id_and_label() {
         .await
         .unwrap();
     let by_hex = Selector {
-        version_id: Some(a.version_id_hex.clone()),
+        version_id: Some(a.id_hex()),
         ..Default::default()
     };
     let r = d.read("r", &by_hex, IfGone::Fail).await.unwrap();
@@ -819,7 +819,13 @@ async fn unlabelled_secrets_stay_unlabelled_and_awscurrent_is_the_latest() {
     d.put("u", settings).await.unwrap();
     d.put("u", put_text("two")).await.unwrap();
     let s = d.describe("u").await.unwrap();
-    assert_eq!(labels(&s), vec![(2, vec![])], "one version kept, no labels");
+    // one version kept; no label is stored, and the latest is shown holding AWSCURRENT
+    assert_eq!(labels(&s), vec![(2, vec![AWSCURRENT.into()])]);
+    let stored = d.store.meta("u").await.unwrap().unwrap();
+    assert!(stored
+        .versions
+        .values()
+        .all(|v| v.staging_labels.is_empty()));
     let r = d
         .read("u", &sel_label(AWSCURRENT), IfGone::Fail)
         .await

@@ -127,6 +127,11 @@ pub struct Attributes {
     pub primary_region: Option<String>,
     /// Replaces the list of replicas.
     pub replicas: Option<Vec<Replica>>,
+    /// Replicas added; a region already replicated is refused unless `overwrite_replicas`.
+    pub add_replicas: Option<Vec<Replica>>,
+    pub overwrite_replicas: bool,
+    /// Regions whose replica is removed; each must be a replica.
+    pub remove_replicas: Option<Vec<String>>,
     /// The version the version attributes below apply to (default: the latest).
     pub version: Selector,
     pub enabled: Option<bool>,
@@ -189,6 +194,26 @@ impl Attributes {
         }
         if let Some(r) = &self.replicas {
             meta.replicas = r.clone();
+        }
+        for r in self.add_replicas.iter().flatten() {
+            match meta.replicas.iter_mut().find(|x| x.region == r.region) {
+                Some(x) if self.overwrite_replicas => *x = r.clone(),
+                Some(_) => {
+                    return Err(CoreError::invalid(format!(
+                        "the secret is already replicated to {}",
+                        r.region
+                    )))
+                }
+                None => meta.replicas.push(r.clone()),
+            }
+        }
+        for region in self.remove_replicas.iter().flatten() {
+            if !meta.replicas.iter().any(|x| &x.region == region) {
+                return Err(CoreError::invalid(format!(
+                    "the secret has no replica in {region}"
+                )));
+            }
+            meta.replicas.retain(|x| &x.region != region);
         }
         match &self.custom_metadata {
             None => {}

@@ -62,13 +62,9 @@ pub struct VersionView {
     pub secret_id: String,
     /// Vault's version number (1, 2, ...).
     pub number: u64,
-    /// The version's UUID, hyphenated lowercase (AWS `VersionId`).
+    /// The version's UUID, hyphenated lowercase (AWS `VersionId`); Azure shows it as 32 hex
+    /// digits ([`VersionView::id_hex`]).
     pub version_id: String,
-    /// The same UUID as 32 lowercase hex digits (Azure's version). Not serialized: a dialect
-    /// derives it from `version_id` ([`VersionView::id_hex`]), so the answer the audit log
-    /// records stays small.
-    #[serde(skip)]
-    pub version_id_hex: String,
     /// RFC 3339.
     pub created_time: String,
     /// RFC 3339: last change of the version's attributes or labels; `None`: never changed since
@@ -130,21 +126,17 @@ impl fmt::Debug for VersionView {
 impl VersionView {
     /// The view of version `n` of `meta`, without payload. `at` decides `deleted`.
     pub fn of(meta: &SecretMeta, n: u64, vm: &VersionMeta, at: time::OffsetDateTime) -> Self {
-        let hex = uuid::Uuid::parse_str(&vm.uuid)
-            .map(|u| u.simple().to_string())
-            .unwrap_or_default();
         VersionView {
             name: meta.path.clone(),
             secret_id: meta.stable_id(),
             number: n,
             version_id: vm.uuid.clone(),
-            version_id_hex: hex,
             created_time: vm.created_time.clone(),
             updated_time: vm.updated_time.clone(),
             deletion_time: vm.deletion_time.clone(),
             deleted: vm.is_deleted_at(at),
             destroyed: vm.destroyed,
-            staging_labels: vm.staging_labels.clone(),
+            staging_labels: labels_of(meta, n, vm),
             enabled: vm.azure.enabled,
             not_before: vm.azure.nbf,
             expires: vm.azure.exp,
@@ -297,6 +289,18 @@ pub struct SubkeysView {
 
 /// The mount's settings as answered (kind `kv.config`).
 pub type ConfigView = KvConfig;
+
+/// A version's labels as every dialect sees them: a secret written only through Vault holds
+/// none, and its current version holds `AWSCURRENT` implicitly (reads by that label answer it).
+fn labels_of(meta: &SecretMeta, n: u64, vm: &VersionMeta) -> Vec<String> {
+    if !vm.staging_labels.is_empty() || n != meta.current_version {
+        return vm.staging_labels.clone();
+    }
+    if meta.versions.values().all(|v| v.staging_labels.is_empty()) {
+        return vec![super::super::model::AWSCURRENT.to_string()];
+    }
+    Vec::new()
+}
 
 fn is_false(b: &bool) -> bool {
     !*b
