@@ -36,6 +36,8 @@ pub enum Scenario {
     Kv2Read,
     /// kv v2 read without audit
     Kv2ReadNoaudit,
+    /// SigV4-signed Secrets Manager GetSecretValue vs a kv v2 read on the same server (audit on)
+    AwsGet,
     /// GET auth/token/lookup-self (audit on)
     TokenLookup,
     /// POST auth/approle/login (audit on)
@@ -217,6 +219,7 @@ async fn run(cli: Cli) -> Result<bool> {
             Scenario::Ceiling,
             Scenario::Kv2Read,
             Scenario::Kv2ReadNoaudit,
+            Scenario::AwsGet,
             Scenario::TokenLookup,
             Scenario::ApproleLogin,
             Scenario::List,

@@ -20,7 +20,11 @@ use crate::{ceiling, dur};
 
 impl Ctx {
     /// A dev server with the bench secret, the read-only policy and a token holding it.
-    async fn dev_server(&mut self, name: &str, audit: bool) -> Result<(Coffer, String, PathBuf)> {
+    pub(super) async fn dev_server(
+        &mut self,
+        name: &str,
+        audit: bool,
+    ) -> Result<(Coffer, String, PathBuf)> {
         let dir = self.dir(name)?;
         let mut srv = Coffer::start_dev(&self.bin, &dir, ROOT).await?;
         let addr = srv.addr;
@@ -58,7 +62,7 @@ impl Ctx {
         Ok((srv, tok, dir))
     }
 
-    fn audit_note(dir: &Path, row: &mut Row) -> Result<()> {
+    pub(super) fn audit_note(dir: &Path, row: &mut Row) -> Result<()> {
         let p = dir.join("audit.log");
         let len = std::fs::metadata(&p)
             .with_context(|| format!("audit log {} missing", p.display()))?

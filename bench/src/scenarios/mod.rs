@@ -1,6 +1,7 @@
 //! The scenarios. Each one starts what it needs (servers are dropped, and so killed, at its
 //! end) and appends its rows to `Ctx::rows`; an error becomes an "error: ..." row.
 
+mod aws;
 mod baselines;
 mod dev_server;
 mod file_storage;
@@ -169,6 +170,7 @@ impl Ctx {
             Scenario::Ceiling => "ceiling",
             Scenario::Kv2Read => "kv2-read",
             Scenario::Kv2ReadNoaudit => "kv2-read-noaudit",
+            Scenario::AwsGet => "aws-get",
             Scenario::TokenLookup => "token-lookup",
             Scenario::ApproleLogin => "approle-login",
             Scenario::List => "list",
@@ -183,6 +185,7 @@ impl Ctx {
             Scenario::Ceiling => self.ceiling().await,
             Scenario::Kv2Read => self.kv2_read(true).await,
             Scenario::Kv2ReadNoaudit => self.kv2_read(false).await,
+            Scenario::AwsGet => self.aws_get().await,
             Scenario::TokenLookup => self.token_lookup().await,
             Scenario::ApproleLogin => self.approle_login().await,
             Scenario::List => self.list().await,
