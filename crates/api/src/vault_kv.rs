@@ -30,10 +30,7 @@ pub fn render(resp: &mut Response, operation: Operation) -> StatusCode {
         return StatusCode::OK;
     };
     let (status, body) = match kind.as_deref() {
-        Some(KIND_VERSION) => match parse::<VersionView>(data) {
-            Ok(v) => version(v, operation),
-            Err(e) => return failed(resp, e),
-        },
+        Some(KIND_VERSION) => version(data, operation),
         Some(KIND_SUBKEYS) => match parse::<SubkeysView>(data) {
             Ok(s) => subkeys(s),
             Err(e) => return failed(resp, e),
@@ -134,34 +131,61 @@ pub fn version_block(v: &VersionView) -> Map<String, Value> {
     m
 }
 
-/// How a payload reads through Vault: a JSON object as itself; anything else (text, or base64
-/// of raw bytes) as `{"value": "<text>"}`.
-pub fn vault_data(v: &VersionView) -> Map<String, Value> {
-    if let Some(d) = &v.data {
-        return d.clone();
-    }
-    let mut m = Map::new();
-    m.insert(
-        "value".into(),
-        Value::String(v.value.clone().unwrap_or_default()),
+/// The metadata block from a `kv.version` answer's members (moved out of it).
+fn version_block_of(m: &mut Map<String, Value>) -> Map<String, Value> {
+    let mut b = Map::new();
+    b.insert(
+        "created_time".into(),
+        m.remove("created_time")
+            .unwrap_or(Value::String(String::new())),
     );
-    m
+    b.insert(
+        "custom_metadata".into(),
+        match m.remove("custom_metadata") {
+            Some(Value::Object(c)) if !c.is_empty() => Value::Object(c),
+            _ => Value::Null,
+        },
+    );
+    b.insert(
+        "deletion_time".into(),
+        match m.remove("deletion_time") {
+            Some(t @ Value::String(_)) => t,
+            _ => Value::String(String::new()),
+        },
+    );
+    b.insert(
+        "destroyed".into(),
+        Value::Bool(m.get("destroyed").and_then(Value::as_bool).unwrap_or(false)),
+    );
+    b.insert(
+        "version".into(),
+        m.get("number").cloned().unwrap_or(Value::from(0)),
+    );
+    b
 }
 
-fn version(mut v: VersionView, operation: Operation) -> (StatusCode, Map<String, Value>) {
-    let block = version_block(&v);
-    if v.has_payload() {
-        // the payload moves into the answer (no copy: reads are the hot path)
-        let data = match v.data.take() {
-            Some(d) => d,
-            None => vault_data(&v),
-        };
+/// A `kv.version` answer in Vault's shape, from its members (no typed round trip: reads are the
+/// hot path, and the payload moves into the answer without a copy).
+fn version(mut v: Map<String, Value>, operation: Operation) -> (StatusCode, Map<String, Value>) {
+    let block = version_block_of(&mut v);
+    let payload = match (v.remove("data"), v.remove("value")) {
+        (Some(Value::Object(d)), _) => Some(d),
+        (_, Some(value @ Value::String(_))) => {
+            // anything that is not a JSON object reads as {"value": "<text or base64>"}
+            let mut m = Map::new();
+            m.insert("value".into(), value);
+            Some(m)
+        }
+        _ => None,
+    };
+    if let Some(data) = payload {
         let mut m = Map::new();
         m.insert("data".into(), Value::Object(data));
         m.insert("metadata".into(), Value::Object(block));
         return (StatusCode::OK, m);
     }
-    if v.deleted || v.destroyed {
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    if flag("deleted") || flag("destroyed") {
         if operation == Operation::Patch {
             return (StatusCode::NOT_FOUND, block);
         }

@@ -366,7 +366,13 @@ impl<H: Copy + Send + Sync + 'static> PathTable<H> {
     /// The most specific entry matching `path`, or `None` (an unknown path).
     pub fn lookup(&self, path: &str) -> Option<RouteMatch> {
         let mut best: Option<RouteMatch> = None;
+        let head = path.split('/').next().unwrap_or("");
         for (index, entry) in self.entries.iter().enumerate() {
+            // a pattern starting with a literal matches only paths starting with that segment
+            let first = entry.pattern.split('/').next().unwrap_or("");
+            if !first.starts_with('{') && first != head {
+                continue;
+            }
             let mut m = RouteMatch {
                 table: self.id(),
                 index,

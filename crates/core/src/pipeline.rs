@@ -242,7 +242,8 @@ impl Core {
         active: &Active,
         proof: &SignedProof,
     ) -> Result<Arc<TokenEntry>> {
-        for mount in active.router.mounts() {
+        let table = active.router.snapshot();
+        for mount in table.iter().filter(|m| m.engine.issues_signing_keys()) {
             if let Some(identity) = mount.engine.resolve_signed(&mount.view, proof).await? {
                 let mut policies: Vec<String> = identity
                     .policies

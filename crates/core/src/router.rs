@@ -119,6 +119,11 @@ pub trait Engine: Send + Sync + 'static {
         Ok(std::borrow::Cow::Borrowed(rel))
     }
 
+    /// Whether this engine issues signing keys (then the core asks it [`Self::resolve_signed`]).
+    fn issues_signing_keys(&self) -> bool {
+        false
+    }
+
     /// For auth methods that issue signing keys (AWS SigV4 access keys): check a signed
     /// request's proof against the key's secret kept in `storage`, and answer who it is.
     /// `Ok(None)`: this engine does not know the key (the core asks the next one; nobody
@@ -230,6 +235,11 @@ impl Router {
 
     pub fn mounts(&self) -> Vec<Mount> {
         self.table.load().as_ref().clone()
+    }
+
+    /// The current table, shared (no copy of the mounts).
+    pub fn snapshot(&self) -> Arc<Vec<Mount>> {
+        self.table.load_full()
     }
 
     pub fn get(&self, path: &str) -> Option<Mount> {

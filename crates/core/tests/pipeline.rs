@@ -235,6 +235,10 @@ impl Engine for Recorder {
         Ok(Some(Response::from_value(json!({"ok": true}))))
     }
 
+    fn issues_signing_keys(&self) -> bool {
+        true
+    }
+
     async fn resolve_signed(
         &self,
         _storage: &coffer_core::barrier::View,

@@ -7,7 +7,7 @@ use super::params::Params;
 use super::{Ctx, OpResult};
 use coffer_core::error::{CoreError, ErrorCode};
 use coffer_core::request::{Operation, Response};
-use coffer_engines::kv::domain::{is_missing_secret, Encoding, SecretView, VersionView};
+use coffer_engines::kv::domain::{is_missing_secret, SecretView, VersionView};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
@@ -240,34 +240,58 @@ fn selectors(p: &Params<'_>, into: &mut Map<String, Value>) -> Result<String, Aw
     })
 }
 
-/// A version's value as AWS answers it (`SecretString` or `SecretBinary`).
-pub(super) fn value_json(ctx: &Ctx<'_>, v: VersionView) -> Value {
-    let mut out = json!({
-        "ARN": ctx.arn(&v.name, &v.secret_id),
-        "Name": v.name,
-        "VersionId": v.version_id,
-        "VersionStages": v.staging_labels,
-        "CreatedDate": epoch(&v.created_time),
-    });
-    match (v.encoding, v.value, v.data) {
-        (Encoding::Binary, Some(b64), _) => out["SecretBinary"] = Value::String(b64),
-        (_, Some(text), _) => out["SecretString"] = Value::String(text),
-        (_, None, Some(obj)) => {
-            out["SecretString"] = Value::String(Value::Object(obj).to_string());
-        }
-        (_, None, None) => {}
+/// A string member of a kv answer, moved out.
+fn take_str(m: &mut Map<String, Value>, key: &str) -> Value {
+    match m.remove(key) {
+        Some(v @ Value::String(_)) => v,
+        _ => Value::Null,
     }
-    out
+}
+
+/// A version's value as AWS answers it (`SecretString` or `SecretBinary`), from a `kv.version`
+/// answer read with `as_text` (its members are moved, not copied: this is the hot path).
+pub(super) fn value_json(ctx: &Ctx<'_>, mut v: Map<String, Value>) -> Value {
+    let name = take_str(&mut v, "name");
+    let secret_id = take_str(&mut v, "secret_id");
+    let arn = ctx.arn(
+        name.as_str().unwrap_or(""),
+        secret_id.as_str().unwrap_or(""),
+    );
+    let created = epoch(v.get("created_time").and_then(Value::as_str).unwrap_or(""));
+    let stages = match v.remove("staging_labels") {
+        Some(l @ Value::Array(_)) => l,
+        _ => Value::Array(Vec::new()),
+    };
+    let binary = v.get("encoding").and_then(Value::as_str) == Some("binary");
+    let mut out = Map::new();
+    out.insert("ARN".into(), Value::String(arn));
+    out.insert("Name".into(), name);
+    out.insert("VersionId".into(), take_str(&mut v, "version_id"));
+    out.insert("VersionStages".into(), stages);
+    out.insert("CreatedDate".into(), created);
+    match (v.remove("value"), v.remove("data")) {
+        (Some(Value::String(b64)), _) if binary => {
+            out.insert("SecretBinary".into(), Value::String(b64));
+        }
+        (Some(Value::String(text)), _) => {
+            out.insert("SecretString".into(), Value::String(text));
+        }
+        (_, Some(obj @ Value::Object(_))) => {
+            out.insert("SecretString".into(), Value::String(obj.to_string()));
+        }
+        _ => {}
+    }
+    Value::Object(out)
 }
 
 /// Read one version of the secret a `SecretId` names (as GetSecretValue does): each candidate
-/// name is read, and a full ARN's suffix checked on the answer.
+/// name is read, and an ARN checked on the answer. Answers the `kv.version` members.
 pub(super) async fn read_value(
     ctx: &Ctx<'_>,
     secret_id: &str,
     selectors: &Map<String, Value>,
     what: &str,
-) -> Result<VersionView, AwsError> {
+) -> Result<Map<String, Value>, AwsError> {
     let candidates = names::candidates(secret_id)?;
     for c in &candidates {
         let mut data = selectors.clone();
@@ -281,8 +305,9 @@ pub(super) async fn read_value(
             .await
         {
             Ok(resp) => {
-                let v: VersionView = view(resp)?;
-                if c.accepts(&v.secret_id, &ctx.account()) {
+                let v = resp.data.unwrap_or_default();
+                let id = v.get("secret_id").and_then(Value::as_str).unwrap_or("");
+                if c.accepts(id, &ctx.account()) {
                     return Ok(v);
                 }
             }
@@ -293,10 +318,7 @@ pub(super) async fn read_value(
                 )))
             }
             Err(e) if e.code == ErrorCode::InvalidState => {
-                return Err(AwsError::invalid_request(
-                    "You can't perform this operation on the secret because it was marked for \
-                     deletion.",
-                ))
+                return Err(AwsError::invalid_request(MARKED_FOR_DELETION))
             }
             Err(e) => return Err(AwsError::from_core(&e)),
         }

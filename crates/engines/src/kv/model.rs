@@ -144,6 +144,16 @@ pub struct AzureAttributes {
     pub exp: Option<i64>,
 }
 
+impl AzureAttributes {
+    fn is_default(&self) -> bool {
+        *self == AzureAttributes::default()
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 impl Default for AzureAttributes {
     fn default() -> Self {
         AzureAttributes {
@@ -193,30 +203,34 @@ pub struct VersionMeta {
     pub created_time: String,
     /// RFC 3339; last change of the version's attributes, labels or state (`None`: never
     /// changed since it was created).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_time: Option<String>,
     /// RFC 3339; a time in the past means soft-deleted (may be in the future with
     /// `delete_version_after`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_time: Option<String>,
     /// The payload has been removed for good.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub destroyed: bool,
     /// How the payload is encoded ([`CONTENT_TYPE_JSON`], [`CONTENT_TYPE_TEXT`] or
     /// [`CONTENT_TYPE_BINARY`]). Stored as `content_type` (its name in format 1).
     #[serde(rename = "content_type", default = "default_encoding")]
     pub encoding: String,
     /// The content type the user gave (Azure `contentType`), apart from the encoding.
-    #[serde(rename = "user_content_type", default)]
+    #[serde(
+        rename = "user_content_type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub content_type: Option<String>,
     /// AWS staging labels (`AWSCURRENT`, `AWSPENDING`, `AWSPREVIOUS`, custom). A label is on at
     /// most one version of a secret.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub staging_labels: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "AzureAttributes::is_default")]
     pub azure: AzureAttributes,
     /// Per-version tags (Azure).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -326,10 +340,10 @@ pub struct SecretMeta {
     /// RFC 3339; time of the last version written.
     pub updated_time: String,
     /// RFC 3339; time of the last change of any kind (version, settings, labels, attributes).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_changed_time: Option<String>,
     /// RFC 3339, truncated to the day (as AWS reports it): the last day a payload was read.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_accessed_date: Option<String>,
     #[serde(default)]
     pub current_version: u64,
@@ -344,31 +358,35 @@ pub struct SecretMeta {
     /// Seconds; 0 = use the mount's setting.
     #[serde(default)]
     pub delete_version_after: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub versions: BTreeMap<u64, VersionMeta>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     /// The key the secret is encrypted with, as the caller named it (AWS `KmsKeyId`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<SecretDeletion>,
     /// Azure's `recoveryLevel` (e.g. `Recoverable+Purgeable`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_level: Option<String>,
     /// Azure's `recoverableDays`: how long a deleted secret is kept.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
     /// Rotation settings. A format-1 record held an untyped value here (never written in
     /// practice); one that does not fit the type loads as `None`.
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rotation: Option<RotationSettings>,
     /// AWS resource policy document (JSON text).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_policy: Option<String>,
     /// The region the secret was created in, when a dialect with regions created it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -377,7 +395,7 @@ pub struct SecretMeta {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<Replica>,
     /// Idempotency tokens (and caller-chosen version ids) → what they created.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub idempotency: BTreeMap<String, IdempotencyRecord>,
 }
 

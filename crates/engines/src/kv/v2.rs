@@ -216,7 +216,7 @@ impl KvEngine {
             }
             ReadData => {
                 let sel = Selector::number(params::version_param(data)?);
-                typed_version(domain.read(p, &sel, IfGone::Describe).await?)
+                typed_version(domain.read(p, &sel, IfGone::Describe).await?.compact())
             }
             Subkeys => {
                 let sel = Selector::number(params::version_param(data)?);
@@ -238,12 +238,15 @@ impl KvEngine {
                 let object = params::data_object(data)?;
                 let mut put = domain::PutVersion::new(Payload::from_json_object(object)?);
                 put.cas = params::cas_option(data)?;
-                typed(KIND_VERSION, &domain.put(p, put).await?)
+                typed(KIND_VERSION, &domain.put(p, put).await?.compact())
             }
             PatchData => {
                 let patch = Value::Object(params::data_object(data)?.clone());
                 let cas = params::cas_option(data)?;
-                typed(KIND_VERSION, &domain.patch_latest(p, &patch, cas).await?)
+                typed(
+                    KIND_VERSION,
+                    &domain.patch_latest(p, &patch, cas).await?.compact(),
+                )
             }
             DeleteData => {
                 domain

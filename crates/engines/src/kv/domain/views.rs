@@ -42,6 +42,10 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    pub fn is_json(&self) -> bool {
+        *self == Encoding::Json
+    }
+
     pub fn from_mime(mime: &str) -> Self {
         match mime {
             CONTENT_TYPE_JSON => Encoding::Json,
@@ -55,10 +59,12 @@ impl Encoding {
 /// (without), and listed without payload in [`SecretView::versions`].
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VersionView {
-    /// The secret's name (its path below the mount).
+    /// The secret's name (its path below the mount). Empty (and not serialized) in Vault's
+    /// compact form ([`VersionView::compact`]), as are `secret_id`, `version_id` and the labels.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// The secret's id (changes when a secret is deleted and created again).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret_id: String,
     /// Vault's version number (1, 2, ...).
     pub number: u64,
@@ -99,6 +105,7 @@ pub struct VersionView {
     /// [`SecretView::versions`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Encoding::is_json")]
     pub encoding: Encoding,
     /// The payload when it is a JSON object (encoding `json`), if the result carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +154,19 @@ impl VersionView {
             data: None,
             value: None,
         }
+    }
+
+    /// Only what Vault's kv v2 answers show (number, times, state, custom metadata, payload):
+    /// the rest is left out, so the audit log records no more than Vault's answer holds.
+    pub fn compact(mut self) -> Self {
+        self.name.clear();
+        self.secret_id.clear();
+        self.version_id.clear();
+        self.staging_labels.clear();
+        self.tags.clear();
+        self.content_type = None;
+        self.updated_time = None;
+        self
     }
 
     /// The version id as 32 lowercase hex digits (Azure's form).
