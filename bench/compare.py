@@ -4,6 +4,9 @@
     bench/compare.py --bench target/release/bench --before OLD/coffer --after target/release/coffer \
         [--bench-before OLD/bench] [--scenario kv2-read] [--rounds 5] [-- extra bench options]
 
+Extra bench options go after `--` (e.g. `-- --no-baseline`: no ceiling run, so no ratio to
+it; the after/before ratio of req/s is still measured in the same script).
+
 `--bench-before` drives the "before" binary with the harness of its own time (a harness may pass
 flags an older coffer does not know); the measured request path is the same.
 
@@ -55,18 +58,27 @@ def main():
                 bench = (a.bench_before or a.bench) if which == "before" else a.bench
                 r = run(bench, coffer, a.scenario, a.extra, os.path.join(tmp, f"{which}-{i}.json"))
                 results[which].append(r)
+                vs = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
                 print(f"round {i + 1} {which:6}: {r['rps']:8.0f} req/s  p50 {r['p50']:.3f} ms"
-                      f"  p99 {r['p99']:.3f} ms  vs ceiling {r['ratio']:.2f}", flush=True)
-    med = {w: {k: statistics.median(x[k] for x in rs) for k in ("rps", "p50", "p99", "ratio")}
+                      f"  p99 {r['p99']:.3f} ms  vs ceiling {vs}", flush=True)
+
+    def median(rs, k):
+        xs = [x[k] for x in rs if x[k] is not None]
+        return statistics.median(xs) if xs else None
+
+    med = {w: {k: median(rs, k) for k in ("rps", "p50", "p99", "ratio")}
            for w, rs in results.items()}
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     print()
     print(f"| {a.scenario} ({a.rounds} rounds, medians) | req/s | p50 ms | p99 ms | ratio to ceiling |")
     print("|---|---|---|---|---|")
     for w in ("before", "after"):
         m = med[w]
-        print(f"| {w} | {m['rps']:.0f} | {m['p50']:.3f} | {m['p99']:.3f} | {m['ratio']:.2f} |")
-    print(f"\nafter / before: req/s {med['after']['rps'] / med['before']['rps']:.3f}, "
-          f"ratio-to-ceiling {med['after']['ratio'] / med['before']['ratio']:.3f}")
+        print(f"| {w} | {m['rps']:.0f} | {m['p50']:.3f} | {m['p99']:.3f} | {fmt(m['ratio'])} |")
+    line = f"\nafter / before: req/s {med['after']['rps'] / med['before']['rps']:.3f}"
+    if med["after"]["ratio"] is not None and med["before"]["ratio"] is not None:
+        line += f", ratio-to-ceiling {med['after']['ratio'] / med['before']['ratio']:.3f}"
+    print(line)
 
 
 if __name__ == "__main__":

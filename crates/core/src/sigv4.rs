@@ -89,12 +89,112 @@ pub fn verify(secret: &[u8], proof: &SignedProof) -> bool {
         && bool::from(expected.as_bytes().ct_eq(proof.signature.as_bytes()))
 }
 
+/// Signing keys already derived, per access key, day, region and service: deriving one takes
+/// four HMACs, and a client signs every request of a day with the same one. An entry is used
+/// only for the very secret it was derived from (compared in constant time), so a rotated or
+/// re-imported key never verifies with a stale one. Bounded: emptied when full.
+#[derive(Default)]
+pub struct SigningKeyCache {
+    entries: parking_lot::Mutex<std::collections::HashMap<CacheKey, CachedKey>>,
+}
+
+type CacheKey = (String, String, String, String);
+
+struct CachedKey {
+    secret: Zeroizing<Vec<u8>>,
+    key: Zeroizing<[u8; 32]>,
+}
+
+/// Most signing keys kept.
+const CACHE_CAPACITY: usize = 4096;
+
+impl SigningKeyCache {
+    /// [`verify`], with the signing key taken from the cache when it was derived from `secret`.
+    pub fn verify(&self, access_key_id: &str, secret: &[u8], proof: &SignedProof) -> bool {
+        use subtle::ConstantTimeEq;
+        let id = (
+            access_key_id.to_string(),
+            proof.scope.date.clone(),
+            proof.scope.region.clone(),
+            proof.scope.service.clone(),
+        );
+        let cached = {
+            let entries = self.entries.lock();
+            entries.get(&id).and_then(|e| {
+                let same =
+                    e.secret.len() == secret.len() && bool::from(e.secret.as_slice().ct_eq(secret));
+                same.then(|| e.key.clone())
+            })
+        };
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let k = signing_key(secret, &id.1, &id.2, &id.3);
+                let mut entries = self.entries.lock();
+                if entries.len() >= CACHE_CAPACITY {
+                    entries.clear();
+                }
+                entries.insert(
+                    id,
+                    CachedKey {
+                        secret: Zeroizing::new(secret.to_vec()),
+                        key: k.clone(),
+                    },
+                );
+                k
+            }
+        };
+        let expected = hex::encode(hmac_sha256(key.as_ref(), proof.string_to_sign.as_bytes()));
+        expected.len() == proof.signature.len()
+            && bool::from(expected.as_bytes().ct_eq(proof.signature.as_bytes()))
+    }
+
+    /// Forget every key derived for `access_key_id` (it was rotated or deleted).
+    pub fn forget(&self, access_key_id: &str) {
+        self.entries.lock().retain(|k, _| k.0 != access_key_id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::request::SigningScope;
 
     const SECRET: &[u8] = b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+    #[test]
+    fn the_cache_verifies_as_verify_does_and_never_with_another_secret() {
+        let proof = |secret: &[u8]| SignedProof {
+            access_key_id: "AKID".into(),
+            string_to_sign: "AWS4-HMAC-SHA256\n20261201T000000Z\nscope\nhash".into(),
+            signature: sign(
+                secret,
+                "20261201",
+                "us-east-1",
+                "secretsmanager",
+                "AWS4-HMAC-SHA256\n20261201T000000Z\nscope\nhash",
+            ),
+            scope: SigningScope {
+                date: "20261201".into(),
+                region: "us-east-1".into(),
+                service: "secretsmanager".into(),
+            },
+            security_token: None,
+        };
+        let cache = SigningKeyCache::default();
+        let good = proof(SECRET);
+        for _ in 0..2 {
+            assert!(cache.verify("AKID", SECRET, &good));
+            assert!(verify(SECRET, &good));
+        }
+        // the key was rotated: the cached key of the old secret is not used
+        let other = b"another secret entirely, forty chars...";
+        assert!(!cache.verify("AKID", other, &good));
+        assert!(cache.verify("AKID", other, &proof(other)));
+        assert!(!cache.verify("AKID", SECRET, &proof(other)));
+        cache.forget("AKID");
+        assert!(cache.entries.lock().is_empty());
+    }
 
     /// The worked example of the AWS General Reference ("Examples of how to derive a signing
     /// key" / "Calculate the signature": IAM ListUsers, 2015-08-30).

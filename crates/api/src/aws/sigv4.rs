@@ -533,7 +533,7 @@ fn canonical_request(
     for name in &claim.signed_headers {
         out.push_str(name);
         out.push(':');
-        out.push_str(&canonical_header_value(req.headers, name));
+        push_header_value(&mut out, req.headers, name);
         out.push('\n');
     }
     out.push('\n');
@@ -543,20 +543,30 @@ fn canonical_request(
     out
 }
 
-/// All values of a header, each trimmed with inner runs of spaces collapsed, joined with `,`.
-fn canonical_header_value(headers: &HeaderMap, name: &str) -> String {
-    let mut values = Vec::new();
-    for v in headers.get_all(name) {
+/// All values of a header, each trimmed with inner runs of spaces collapsed, joined with `,`,
+/// appended to `out`.
+fn push_header_value(out: &mut String, headers: &HeaderMap, name: &str) {
+    for (i, v) in headers.get_all(name).iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
         let v = String::from_utf8_lossy(v.as_bytes());
-        values.push(v.split_whitespace().collect::<Vec<_>>().join(" "));
+        for (j, word) in v.split_whitespace().enumerate() {
+            if j > 0 {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
     }
-    values.join(",")
 }
 
 /// The path, normalized (empty and `.` segments dropped, `..` applied) and URI-encoded as AWS
 /// does for every service but S3: the path as received is already encoded once, and is encoded
 /// again (`%` → `%25`).
 fn canonical_uri(path: &str) -> String {
+    if path == "/" {
+        return "/".to_string();
+    }
     let mut segments: Vec<&str> = Vec::new();
     for seg in path.split('/') {
         match seg {
@@ -586,6 +596,9 @@ fn canonical_uri(path: &str) -> String {
 /// `k=v` pairs, encoded the AWS way and sorted by key then value (the signature of a presigned
 /// request left out).
 fn canonical_query(query: &[(Vec<u8>, Vec<u8>)], presigned: bool) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
     let mut pairs: Vec<(String, String)> = query
         .iter()
         .filter(|(k, _)| !(presigned && k == b"X-Amz-Signature"))

@@ -63,6 +63,8 @@ const CONFIG_KEY: &str = "config";
 #[derive(Default)]
 pub struct AccessKeysEngine {
     clock: Clock,
+    /// Signing keys derived for recent requests (the secret is still read and compared).
+    signing_keys: coffer_core::sigv4::SigningKeyCache,
 }
 
 impl std::fmt::Debug for AccessKeysEngine {
@@ -337,6 +339,7 @@ impl AccessKeysEngine {
             let old_id = std::mem::replace(&mut entry.access_key_id, pair.id.clone());
             entry.secret_access_key = pair.secret.to_string();
             entry.last_used = None;
+            self.signing_keys.forget(&old_id);
             Ok(Step::Commit(
                 vec![
                     op_check(key.clone(), Some(&bytes)),
@@ -364,6 +367,7 @@ impl AccessKeysEngine {
             else {
                 return Ok(Step::Done(()));
             };
+            self.signing_keys.forget(&entry.access_key_id);
             Ok(Step::Commit(
                 vec![
                     op_check(key.clone(), Some(&bytes)),
@@ -509,7 +513,10 @@ impl Engine for AccessKeysEngine {
         if proof.security_token.is_some() {
             return Err(coffer_core::sigv4::invalid_security_token());
         }
-        if !coffer_core::sigv4::verify(entry.secret_access_key.as_bytes(), proof) {
+        if !self
+            .signing_keys
+            .verify(id, entry.secret_access_key.as_bytes(), proof)
+        {
             return Err(coffer_core::sigv4::signature_mismatch());
         }
         if entry.last_used.as_deref() != Some(day_of(self.clock.now()).as_str()) {
