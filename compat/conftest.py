@@ -214,10 +214,11 @@ class DevTlsServer(DevServer):
 class ConfigServer:
     """`coffer server -config=<file>` with file storage; starts uninitialized and sealed."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, extra_config: str = ""):
         self.tmp = tmp
         self.data_dir = tmp / "data"
         self.config_path = tmp / "coffer.hcl"
+        self.extra_config = extra_config
         self.process: CofferProcess | None = None
         self.url = ""
 
@@ -226,7 +227,7 @@ class ConfigServer:
             self.config_path.write_text(
                 f'storage "file" {{\n  path = "{self.data_dir}"\n}}\n\n'
                 f'listener "tcp" {{\n  address     = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n\n'
-                "disable_mlock = true\n"
+                "disable_mlock = true\n" + self.extra_config
             )
             return ["server", f"-config={self.config_path}"]
 

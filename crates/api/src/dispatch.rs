@@ -29,9 +29,24 @@ pub enum Route {
     Unknown,
 }
 
-/// The router every listener serves.
+/// What every dialect's handler needs: the core and the dialects' settings.
+#[derive(Clone)]
+pub struct Dialects {
+    pub core: Arc<Core>,
+    pub aws: Arc<crate::aws::AwsSettings>,
+}
+
+/// The router every listener serves, with default dialect settings.
 pub fn router(core: Arc<Core>) -> axum::Router {
-    axum::Router::new().fallback(dispatch).with_state(core)
+    router_with(core, crate::aws::AwsSettings::default())
+}
+
+/// The router every listener serves.
+pub fn router_with(core: Arc<Core>, aws: crate::aws::AwsSettings) -> axum::Router {
+    axum::Router::new().fallback(dispatch).with_state(Dialects {
+        core,
+        aws: Arc::new(aws),
+    })
 }
 
 /// Classify a request (pure: tested below).
@@ -70,10 +85,10 @@ pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Route {
     Route::Unknown
 }
 
-async fn dispatch(State(core): State<Arc<Core>>, req: HttpRequest) -> HttpResponse {
+async fn dispatch(State(d): State<Dialects>, req: HttpRequest) -> HttpResponse {
     match classify(req.method(), req.uri().path(), req.headers()) {
-        Route::Vault => crate::vault::handle(State(core), req).await,
-        Route::Aws => crate::aws::handle(&core, req).await,
+        Route::Vault => crate::vault::handle(State(d.core), req).await,
+        Route::Aws => crate::aws::handle(&d.core, &d.aws, req).await,
         Route::Azure => azure_unavailable(),
         Route::Identity => identity_unavailable(),
         Route::Unknown => crate::vault::error_response(StatusCode::NOT_FOUND, &[]),

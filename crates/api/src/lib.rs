@@ -14,7 +14,7 @@ pub mod vault;
 pub mod vault_kv;
 
 pub use common::RemoteAddr;
-pub use dispatch::router;
+pub use dispatch::{router, router_with};
 pub use listener::{bind, serve, Bound, ListenerConfig, TlsFiles};
 
 /// Largest request body accepted (Vault's default `max_request_size`).

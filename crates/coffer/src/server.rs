@@ -330,7 +330,7 @@ async fn serve(
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for b in bound {
-        let app = coffer_api::router(core.clone());
+        let app = coffer_api::router_with(core.clone(), cfg.aws.clone());
         tasks.push(tokio::spawn(coffer_api::serve(b, app, rx.clone())));
     }
     let hup_core = core.clone();

@@ -38,6 +38,34 @@ pub const DEFAULT_MOUNT: &str = "secret/";
 /// The account shown in ARNs when the access key's auth method has none configured.
 pub const DEFAULT_ACCOUNT: &str = "000000000000";
 
+/// How the dialect is set up (the server configuration's `aws` stanza).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// How far a request's time may be from the server's clock (AWS: 15 minutes).
+    pub max_clock_skew: std::time::Duration,
+    /// Regions served by another kv mount than [`DEFAULT_MOUNT`] (mount paths end with `/`).
+    pub region_mounts: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            max_clock_skew: std::time::Duration::from_secs(15 * 60),
+            region_mounts: Default::default(),
+        }
+    }
+}
+
+impl AwsSettings {
+    /// The kv mount serving `region`.
+    pub fn mount_for(&self, region: &str) -> &str {
+        self.region_mounts
+            .get(region)
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_MOUNT)
+    }
+}
+
 /// One AWS request on its way: the verified signature, where it goes, and what it is called.
 pub struct Ctx<'a> {
     core: &'a Core,
@@ -164,9 +192,9 @@ const OPERATIONS: &[&str] = &[
 ];
 
 /// Handle one `POST /` with `X-Amz-Target`.
-pub async fn handle(core: &Core, req: HttpRequest) -> HttpResponse {
+pub async fn handle(core: &Core, settings: &AwsSettings, req: HttpRequest) -> HttpResponse {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut resp = match answer(core, req).await {
+    let mut resp = match answer(core, settings, req).await {
         Ok(v) => json_with_type(StatusCode::OK, &v, CONTENT_TYPE),
         Err(e) => e.response(),
     };
@@ -176,7 +204,7 @@ pub async fn handle(core: &Core, req: HttpRequest) -> HttpResponse {
     resp
 }
 
-async fn answer(core: &Core, req: HttpRequest) -> OpResult {
+async fn answer(core: &Core, settings: &AwsSettings, req: HttpRequest) -> OpResult {
     let (parts, body) = req.into_parts();
     let target = parts
         .headers
@@ -208,8 +236,11 @@ async fn answer(core: &Core, req: HttpRequest) -> OpResult {
         headers: &parts.headers,
         body: &bytes,
     };
-    let proof = sigv4::verify(&http, now, &sigv4::VerifierConfig::default())
-        .map_err(|e| AwsError::from_sigv4(&e))?;
+    let verifier = sigv4::VerifierConfig {
+        max_skew: settings.max_clock_skew,
+        ..Default::default()
+    };
+    let proof = sigv4::verify(&http, now, &verifier).map_err(|e| AwsError::from_sigv4(&e))?;
     let body = crate::common::parse_json_object(&bytes).map_err(|e| AwsError {
         status: StatusCode::BAD_REQUEST,
         code: "SerializationException",
@@ -218,10 +249,10 @@ async fn answer(core: &Core, req: HttpRequest) -> OpResult {
     let ctx = Ctx {
         core,
         region: proof.scope.region.clone(),
+        mount: settings.mount_for(&proof.scope.region).to_string(),
         proof,
         remote: parts.extensions.get::<RemoteAddr>().map(|r| r.0.ip()),
         op,
-        mount: DEFAULT_MOUNT.to_string(),
         account: std::sync::Mutex::new(None),
     };
     run(&ctx, &body).await

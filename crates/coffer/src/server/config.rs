@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub max_lease_ttl: Option<u64>,
     pub ui: bool,
     pub log_level: Option<String>,
+    /// The AWS Secrets Manager dialect's settings (the `aws` stanza).
+    pub aws: coffer_api::aws::AwsSettings,
 }
 
 impl ServerConfig {
@@ -37,6 +39,7 @@ impl ServerConfig {
             max_lease_ttl: None,
             ui: false,
             log_level: None,
+            aws: Default::default(),
         }
     }
 }
@@ -172,6 +175,7 @@ fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
             "ui",
             "log_level",
             "pid_file",
+            "aws",
         ],
     )?;
     let mut listeners = Vec::new();
@@ -268,7 +272,61 @@ fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
             .transpose()?
             .unwrap_or(false),
         log_level: log_level.map(|l| l.to_ascii_lowercase()),
+        aws: match tree.get("aws") {
+            None => Default::default(),
+            Some(v) => aws_settings(v)?,
+        },
     })
+}
+
+/// `aws { max_clock_skew = "15m"  region "eu-west-1" { mount = "secret-eu" } }`.
+fn aws_settings(v: &Value) -> anyhow::Result<coffer_api::aws::AwsSettings> {
+    let mut out = coffer_api::aws::AwsSettings::default();
+    let bodies: Vec<Map<String, Value>> = match v {
+        Value::Object(m) => vec![m.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::Object(m) => Ok(m.clone()),
+                _ => Err(anyhow!("the aws block must be an object")),
+            })
+            .collect::<anyhow::Result<_>>()?,
+        _ => bail!("the aws block must be an object"),
+    };
+    for body in bodies {
+        check_keys("aws", &body, &["max_clock_skew", "region"])?;
+        if let Some(d) = body.get("max_clock_skew") {
+            let d = parse_duration_value(d).map_err(|e| anyhow!("aws.max_clock_skew: {e}"))?;
+            if d.as_secs() == 0 || d.as_secs() > 24 * 3600 {
+                bail!("aws.max_clock_skew must be between 1s and 24h");
+            }
+            out.max_clock_skew = d;
+        }
+        if let Some(r) = body.get("region") {
+            for (region, rbody) in labelled_blocks(r)? {
+                check_keys(&format!("aws region \"{region}\""), &rbody, &["mount"])?;
+                if region.is_empty()
+                    || !region
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    bail!("aws region \"{region}\": not a region name");
+                }
+                let mount = rbody
+                    .get("mount")
+                    .ok_or_else(|| anyhow!("aws region \"{region}\" needs a mount"))
+                    .and_then(|m| as_string(m, "aws region mount"))?;
+                let mount = format!("{}/", mount.trim_matches('/'));
+                if mount == "/" || mount.starts_with("sys/") || mount.starts_with("auth/") {
+                    bail!("aws region \"{region}\": mount must name a kv v2 mount");
+                }
+                if out.region_mounts.insert(region.clone(), mount).is_some() {
+                    bail!("aws region \"{region}\" is configured twice");
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn listener(body: &Map<String, Value>) -> anyhow::Result<ListenerConfig> {
@@ -457,6 +515,49 @@ ui = true
         assert!(a.listeners[0].tls.is_none() && b.listeners[0].tls.is_none());
         assert_eq!(a.default_lease_ttl, Some(3600));
         assert_eq!(b.max_lease_ttl, Some(768 * 3600));
+    }
+
+    #[test]
+    fn aws_stanza() {
+        let d = tempfile::tempdir().unwrap();
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n}\n";
+        let f = write(
+            d.path(),
+            "aws.hcl",
+            &format!(
+                "{base}aws {{\n  max_clock_skew = \"5m\"\n  region \"eu-west-1\" {{\n    mount = \"/secret-eu/\"\n  }}\n  region \"us-west-2\" {{\n    mount = \"kv-usw2\"\n  }}\n}}\n"
+            ),
+        );
+        let c = load_config(&[f]).unwrap();
+        assert_eq!(c.aws.max_clock_skew, std::time::Duration::from_secs(300));
+        assert_eq!(c.aws.mount_for("eu-west-1"), "secret-eu/");
+        assert_eq!(c.aws.mount_for("us-west-2"), "kv-usw2/");
+        assert_eq!(c.aws.mount_for("us-east-1"), "secret/");
+        // no stanza: AWS's defaults
+        let f = write(d.path(), "none.hcl", base);
+        assert_eq!(load_config(&[f]).unwrap().aws, Default::default());
+        for (bad, says) in [
+            ("aws {\n  max_clock_skew = \"0s\"\n}\n", "max_clock_skew"),
+            ("aws {\n  max_clock_skew = \"48h\"\n}\n", "max_clock_skew"),
+            ("aws {\n  skew = \"1m\"\n}\n", "skew"),
+            (
+                "aws {\n  region \"eu west\" {\n    mount = \"x\"\n  }\n}\n",
+                "region name",
+            ),
+            ("aws {\n  region \"eu-west-1\" {}\n}\n", "needs a mount"),
+            (
+                "aws {\n  region \"eu-west-1\" {\n    mount = \"sys\"\n  }\n}\n",
+                "kv v2 mount",
+            ),
+            (
+                "aws {\n  region \"eu-west-1\" {\n    mount = \"x\"\n    extra = 1\n  }\n}\n",
+                "extra",
+            ),
+        ] {
+            let f = write(d.path(), "bad.hcl", &format!("{base}{bad}"));
+            let err = format!("{:#}", load_config(&[f]).unwrap_err());
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]
