@@ -70,6 +70,7 @@ pub struct VersionView {
     pub number: u64,
     /// The version's UUID, hyphenated lowercase (AWS `VersionId`); Azure shows it as 32 hex
     /// digits ([`VersionView::id_hex`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version_id: String,
     /// RFC 3339.
     pub created_time: String,
@@ -88,6 +89,7 @@ pub struct VersionView {
     pub destroyed: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub staging_labels: Vec<String>,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub enabled: bool,
     /// Not-before, unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,6 +322,14 @@ fn labels_of(meta: &SecretMeta, n: u64, vm: &VersionMeta) -> Vec<String> {
         return vec![super::super::model::AWSCURRENT.to_string()];
     }
     Vec::new()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn is_false(b: &bool) -> bool {
