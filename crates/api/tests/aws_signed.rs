@@ -2,27 +2,18 @@
 //! verifier (`aws::sigv4::verify`) → the core's pipeline, which asks the `aws-access-keys` auth
 //! method that issued the key → the ACL of the key's policies.
 
+mod common;
+
 use axum::http::{HeaderMap, HeaderValue};
 use coffer_api::aws::sigv4::{self, HttpParts, SigV4Error, VerifierConfig};
 use coffer_core::error::ErrorCode;
 use coffer_core::request::{Credential, Dialect, Operation, Request};
-use coffer_core::router::EngineRegistry;
-use coffer_core::{Core, CoreConfig};
-use coffer_storage::InmemBackend;
+use coffer_core::Core;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 async fn core() -> (Arc<Core>, String) {
-    let mut registry = EngineRegistry::new();
-    registry.register("kv", coffer_engines::kv_factory());
-    registry.register("aws-access-keys", coffer_engines::access_keys_factory());
-    let core = Core::new(
-        Arc::new(InmemBackend::new()),
-        CoreConfig::default(),
-        registry,
-    );
-    let (root, _key) = core.dev_setup(None).await.unwrap();
-    (core, root)
+    common::dev_core().await
 }
 
 async fn root_call(core: &Core, root: &str, op: Operation, path: &str, data: Value) -> Value {

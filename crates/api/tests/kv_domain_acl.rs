@@ -2,24 +2,16 @@
 //! governed by the policy rules written for Vault's paths: one rule decides for every dialect.
 //! In process, through the core's pipeline, with tokens of a restricted policy.
 
+mod common;
+
 use coffer_core::error::ErrorCode;
 use coffer_core::request::{Operation, Request};
-use coffer_core::router::EngineRegistry;
-use coffer_core::{Core, CoreConfig};
-use coffer_storage::InmemBackend;
+use coffer_core::Core;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 async fn core() -> (Arc<Core>, String) {
-    let mut registry = EngineRegistry::new();
-    registry.register("kv", coffer_engines::kv_factory());
-    let core = Core::new(
-        Arc::new(InmemBackend::new()),
-        CoreConfig::default(),
-        registry,
-    );
-    let (root, _key) = core.dev_setup(None).await.unwrap();
-    (core, root)
+    common::dev_core().await
 }
 
 async fn call(
