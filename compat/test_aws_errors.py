@@ -244,3 +244,17 @@ def test_request_id_differs_per_request(dev_server):
     a = raw_call(dev_server, "GetSecretValue", {"SecretId": new_name("m")})
     b = raw_call(dev_server, "GetSecretValue", {"SecretId": new_name("m")})
     assert a.headers["x-amzn-RequestId"] != b.headers["x-amzn-RequestId"]
+
+
+def test_too_many_tags_refused_and_nothing_changes(sm):
+    name = new_name("tags")
+    sm.create_secret(Name=name, SecretString="x", Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(45)])
+    # 45 + 6 new would be 51: refused as a whole, not half applied
+    expect_error("InvalidParameterException", sm.tag_resource, SecretId=name,
+                 Tags=[{"Key": f"n{i}", "Value": "v"} for i in range(6)])
+    tags = sm.describe_secret(SecretId=name)["Tags"]
+    assert len(tags) == 45 and not any(t["Key"].startswith("n") for t in tags)
+    # overwriting existing keys does not count twice
+    sm.tag_resource(SecretId=name, Tags=[{"Key": f"k{i}", "Value": "w"} for i in range(10)]
+                    + [{"Key": f"n{i}", "Value": "v"} for i in range(5)])
+    assert len(sm.describe_secret(SecretId=name)["Tags"]) == 50

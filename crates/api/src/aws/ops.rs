@@ -14,6 +14,8 @@ use serde_json::{json, Map, Value};
 pub const AWSCURRENT: &str = "AWSCURRENT";
 /// SecretString and SecretBinary: at most 65,536 bytes.
 pub const MAX_SECRET_SIZE: usize = 65_536;
+/// Most tags on a secret.
+const MAX_TAGS: usize = 50;
 /// `ClientRequestToken`: 32–64 characters.
 const TOKEN_LEN: (usize, usize) = (32, 64);
 
@@ -625,12 +627,8 @@ pub async fn tag_resource(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
     let name = resolve(ctx, id).await?;
     let mut data = Map::new();
     data.insert("add_tags".into(), json!(tags));
-    let s = set_settings(ctx, &name, data).await?;
-    if s.tags.len() > 50 {
-        return Err(AwsError::invalid_parameter(
-            "A secret can have at most 50 tags.",
-        ));
-    }
+    data.insert("max_tags".into(), json!(MAX_TAGS));
+    set_settings(ctx, &name, data).await?;
     Ok(json!({}))
 }
 

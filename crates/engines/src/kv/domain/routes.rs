@@ -32,7 +32,8 @@
 //!   that created it), `must_exist` (bool: `NotFound` if it does not), `cas` (number) and any settings/attributes below (they apply to the
 //!   new version).
 //! - settings/attributes: `description`, `tags` (object of strings, replaces), `add_tags`
-//!   (object: set these), `remove_tags` (list of keys), `kms_key_id`, `rotation`
+//!   (object: set these), `remove_tags` (list of keys), `max_tags` (refuse a change leaving
+//!   more tags than this), `kms_key_id`, `rotation`
 //!   (`{enabled, rules: {automatically_after_days, schedule_expression, duration}, rotator_id,
 //!   last_rotated_time, next_rotation_time}`), `resource_policy`, `max_versions`,
 //!   `cas_required`, `delete_version_after` (seconds or duration), `custom_metadata` (object,
@@ -240,6 +241,7 @@ fn attributes(d: &Map<String, Value>) -> Result<Attributes> {
         tags: string_map(d, "tags")?,
         add_tags: string_map(d, "add_tags")?,
         remove_tags: string_list(d, "remove_tags")?,
+        max_tags: params::opt_u32(d, "max_tags")?.and_then(|n| usize::try_from(n).ok()),
         kms_key_id: opt_string(d, "kms_key_id")?,
         rotation: rotation(d)?,
         resource_policy: opt_string(d, "resource_policy")?,

@@ -114,6 +114,8 @@ pub struct Attributes {
     pub add_tags: Option<BTreeMap<String, String>>,
     /// Tag keys removed after `tags` is applied.
     pub remove_tags: Option<Vec<String>>,
+    /// Refuse the change if the secret would end up with more tags than this.
+    pub max_tags: Option<usize>,
     pub kms_key_id: Option<String>,
     pub rotation: Option<RotationSettings>,
     pub resource_policy: Option<String>,
@@ -164,6 +166,13 @@ impl Attributes {
         }
         for k in self.remove_tags.iter().flatten() {
             meta.tags.remove(k);
+        }
+        if let Some(max) = self.max_tags {
+            if meta.tags.len() > max {
+                return Err(CoreError::invalid(format!(
+                    "a secret can have at most {max} tags"
+                )));
+            }
         }
         if let Some(k) = &self.kms_key_id {
             meta.kms_key_id = Some(k.clone());
