@@ -63,8 +63,62 @@ const CONFIG_KEY: &str = "config";
 #[derive(Default)]
 pub struct AccessKeysEngine {
     clock: Clock,
-    /// Signing keys derived for recent requests (the secret is still read and compared).
+    /// Signing keys derived for recent requests (used only with the secret they came from).
     signing_keys: coffer_core::sigv4::SigningKeyCache,
+    /// Keys resolved for recent signed requests, by access key id.
+    resolved: Resolved,
+}
+
+/// Access keys as signed requests resolve them, kept in memory so a signed request does not read
+/// and decrypt three records. Emptied after every write this engine handles (keys, rotations,
+/// deletions, config), and an entry read before a write is never stored after it (the
+/// generation). The mount's storage is written only through this engine. With several nodes
+/// writing one store, this needs a cross-node invalidation (as the policy cache does).
+#[derive(Default)]
+struct Resolved {
+    entries: parking_lot::Mutex<std::collections::HashMap<String, Arc<ResolvedKey>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// Most resolved keys kept.
+const RESOLVED_CAPACITY: usize = 4096;
+
+struct ResolvedKey {
+    name: String,
+    secret: Zeroizing<String>,
+    policies: Vec<String>,
+    account: Option<String>,
+    /// The day the key was last recorded as used.
+    last_used: parking_lot::Mutex<Option<String>>,
+}
+
+impl Resolved {
+    fn get(&self, id: &str) -> Option<Arc<ResolvedKey>> {
+        self.entries.lock().get(id).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keep `key` unless a write happened since `generation` was read.
+    fn put(&self, id: &str, key: Arc<ResolvedKey>, generation: u64) {
+        let mut entries = self.entries.lock();
+        if self.generation() != generation {
+            return;
+        }
+        if entries.len() >= RESOLVED_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(id.to_string(), key);
+    }
+
+    fn invalidate(&self) {
+        let mut entries = self.entries.lock();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        entries.clear();
+    }
 }
 
 impl std::fmt::Debug for AccessKeysEngine {
@@ -442,9 +496,8 @@ impl AccessKeysEngine {
     }
 }
 
-#[async_trait]
-impl Engine for AccessKeysEngine {
-    async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
+impl AccessKeysEngine {
+    async fn handle_request(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
         let op = req.operation;
         if req.path == "keys" || req.path == "keys/" {
             return if op == Operation::List {
@@ -468,6 +521,18 @@ impl Engine for AccessKeysEngine {
             ("" | "rotate", _) => Err(CoreError::unsupported_operation()),
             _ => Err(unsupported_path(req)),
         }
+    }
+}
+
+#[async_trait]
+impl Engine for AccessKeysEngine {
+    async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
+        let result = self.handle_request(req).await;
+        if !matches!(req.operation, Operation::Read | Operation::List) {
+            // whatever was written (or may have been), resolve afresh from storage
+            self.resolved.invalidate();
+        }
+        result
     }
 
     async fn exists(&self, req: &EngineRequest<'_>) -> Result<Option<bool>> {
@@ -500,42 +565,58 @@ impl Engine for AccessKeysEngine {
         if !valid_key_id(id) {
             return Ok(None);
         }
-        let Some(index) = storage.get_json::<IdEntry>(&id_path(id)).await? else {
-            return Ok(None);
+        let key = match self.resolved.get(id) {
+            Some(k) => k,
+            None => {
+                let generation = self.resolved.generation();
+                let Some(index) = storage.get_json::<IdEntry>(&id_path(id)).await? else {
+                    return Ok(None);
+                };
+                let Some(entry) = storage.get_json::<KeyEntry>(&key_path(&index.name)).await?
+                else {
+                    return Ok(None);
+                };
+                // a stale index (the key was rotated in between): the id is no longer issued
+                if entry.access_key_id != id {
+                    return Ok(None);
+                }
+                // the account the key belongs to (the AWS dialect shows it in ARNs)
+                let account = storage
+                    .get_json::<Config>(CONFIG_KEY)
+                    .await?
+                    .and_then(|c| c.account_id);
+                let key = Arc::new(ResolvedKey {
+                    name: index.name,
+                    secret: Zeroizing::new(entry.secret_access_key.clone()),
+                    policies: entry.policies.clone(),
+                    account,
+                    last_used: parking_lot::Mutex::new(entry.last_used.clone()),
+                });
+                self.resolved.put(id, key.clone(), generation);
+                key
+            }
         };
-        let Some(entry) = storage.get_json::<KeyEntry>(&key_path(&index.name)).await? else {
-            return Ok(None);
-        };
-        // a stale index (the key was rotated in between): the id is no longer issued
-        if entry.access_key_id != id {
-            return Ok(None);
-        }
         if proof.security_token.is_some() {
             return Err(coffer_core::sigv4::invalid_security_token());
         }
-        if !self
-            .signing_keys
-            .verify(id, entry.secret_access_key.as_bytes(), proof)
-        {
+        if !self.signing_keys.verify(id, key.secret.as_bytes(), proof) {
             return Err(coffer_core::sigv4::signature_mismatch());
         }
-        if entry.last_used.as_deref() != Some(day_of(self.clock.now()).as_str()) {
-            self.touch(storage, &index.name, id).await;
+        let today = day_of(self.clock.now());
+        let stale = key.last_used.lock().as_deref() != Some(today.as_str());
+        if stale {
+            self.touch(storage, &key.name, id).await;
+            *key.last_used.lock() = Some(today);
         }
         let mut metadata = Map::new();
-        metadata.insert("key_name".into(), Value::from(index.name.clone()));
-        // the account the key belongs to (the AWS dialect shows it in ARNs)
-        if let Some(account) = storage
-            .get_json::<Config>(CONFIG_KEY)
-            .await?
-            .and_then(|c| c.account_id)
-        {
-            metadata.insert("account_id".into(), Value::from(account));
+        metadata.insert("key_name".into(), Value::from(key.name.clone()));
+        if let Some(account) = &key.account {
+            metadata.insert("account_id".into(), Value::from(account.clone()));
         }
         Ok(Some(SignedIdentity {
-            policies: entry.policies.clone(),
-            display_name: format!("aws-{}", index.name),
-            accessor: entry.access_key_id.clone(),
+            policies: key.policies.clone(),
+            display_name: format!("aws-{}", key.name),
+            accessor: id.to_string(),
             metadata,
         }))
     }

@@ -318,3 +318,46 @@ async fn account_id_config() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn resolved_keys_follow_every_change() {
+    let e = env().await;
+    let (id, secret) = pair(&e.ok(Create, "keys/ci", json!({"policies": "p1"})).await);
+    let p = proof(&id, &secret);
+    assert_eq!(resolve(&e, &p).await.unwrap().unwrap().policies, vec!["p1"]);
+    // resolved once and kept: a second request answers the same
+    assert_eq!(resolve(&e, &p).await.unwrap().unwrap().policies, vec!["p1"]);
+    // new policies apply to the next request
+    e.done(Update, "keys/ci", json!({"policies": "p2"})).await;
+    assert_eq!(resolve(&e, &p).await.unwrap().unwrap().policies, vec!["p2"]);
+    // a new account shows at once
+    e.done(Update, "config", json!({"account_id": "123456789012"}))
+        .await;
+    let who = resolve(&e, &p).await.unwrap().unwrap();
+    assert_eq!(who.metadata["account_id"], "123456789012");
+    // a deleted key stops working at once
+    e.done(Delete, "keys/ci", json!({})).await;
+    assert_eq!(resolve(&e, &p).await.unwrap(), None);
+}
+
+#[test]
+fn an_entry_read_before_a_write_is_not_kept_after_it() {
+    let r = Resolved::default();
+    let key = || {
+        Arc::new(ResolvedKey {
+            name: "ci".into(),
+            secret: Zeroizing::new("s".into()),
+            policies: vec![],
+            account: None,
+            last_used: parking_lot::Mutex::new(None),
+        })
+    };
+    let before = r.generation();
+    r.invalidate();
+    r.put("AKID", key(), before);
+    assert!(r.get("AKID").is_none());
+    r.put("AKID", key(), r.generation());
+    assert!(r.get("AKID").is_some());
+    r.invalidate();
+    assert!(r.get("AKID").is_none());
+}
