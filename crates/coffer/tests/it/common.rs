@@ -173,6 +173,19 @@ impl Server {
         self.output.lock().unwrap().clone()
     }
 
+    /// The output once it contains `needle` (the server's output reaches the test through a
+    /// reader thread, so a line printed before the listener answered may still be on its way).
+    pub fn output_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.output();
+            if out.contains(needle) || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn req(
         &self,
         method: &str,
