@@ -408,3 +408,24 @@ def test_audit_entries_for_aws_requests(sm, client, file_audit):
     # nothing AWS is recorded as the vault dialect
     assert not [e for e in entries if op(e) and str(op(e)).startswith("secretsmanager.")
                 and e.get("dialect") != "aws"]
+
+
+def test_the_aws_request_id_finds_its_audit_entries(sm, file_audit):
+    _, log = file_audit
+    name = new_name("rid")
+    sm.create_secret(Name=name, SecretString="x")
+    r = sm.get_secret_value(SecretId=name)
+    rid = r["ResponseMetadata"]["RequestId"]
+    missing = None
+    try:
+        sm.get_secret_value(SecretId=new_name("ridmissing"))
+    except Exception as e:  # a failed request has an id in the audit log too
+        missing = e.response["ResponseMetadata"]["RequestId"]
+    entries = [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+    for want in (rid, missing):
+        mine = [e for e in entries if e.get("request", {}).get("id") == want]
+        assert {e["type"] for e in mine} == {"request", "response"}, want
+        assert all(e["request"]["operation_name"] == "secretsmanager.GetSecretValue" for e in mine)
+    # request ids are not reused
+    ids = [e["request"]["id"] for e in entries if e["type"] == "request"]
+    assert len(ids) == len(set(ids))

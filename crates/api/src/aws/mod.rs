@@ -79,6 +79,11 @@ pub struct Ctx<'a> {
     pub mount: String,
     /// The caller's account, learnt from the first core answer.
     account: std::sync::Mutex<Option<String>>,
+    /// The AWS request id (`x-amzn-RequestId`): the id of the first core request the operation
+    /// makes, so the answer's id finds its entries in the audit log.
+    request_id: String,
+    /// Whether the first core request was made.
+    first_done: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx<'_> {
@@ -107,6 +112,12 @@ impl Ctx<'_> {
 
     /// Run a core request on any path (e.g. `sys/tools/password`) as the signed caller.
     pub async fn call_sys(&self, mut req: Request) -> Result<Response, CoreError> {
+        if !self
+            .first_done
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            req.id = self.request_id.clone();
+        }
         req.credential = Credential::Signed(self.proof.clone());
         req.remote_addr = self.remote;
         req.dialect = Dialect::Aws;
@@ -194,7 +205,7 @@ const OPERATIONS: &[&str] = &[
 /// Handle one `POST /` with `X-Amz-Target`.
 pub async fn handle(core: &Core, settings: &AwsSettings, req: HttpRequest) -> HttpResponse {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut resp = match answer(core, settings, req).await {
+    let mut resp = match answer(core, settings, req, &request_id).await {
         Ok(v) => json_with_type(StatusCode::OK, &v, CONTENT_TYPE),
         Err(e) => e.response(),
     };
@@ -204,7 +215,12 @@ pub async fn handle(core: &Core, settings: &AwsSettings, req: HttpRequest) -> Ht
     resp
 }
 
-async fn answer(core: &Core, settings: &AwsSettings, req: HttpRequest) -> OpResult {
+async fn answer(
+    core: &Core,
+    settings: &AwsSettings,
+    req: HttpRequest,
+    request_id: &str,
+) -> OpResult {
     let (parts, body) = req.into_parts();
     let target = parts
         .headers
@@ -254,6 +270,8 @@ async fn answer(core: &Core, settings: &AwsSettings, req: HttpRequest) -> OpResu
         remote: parts.extensions.get::<RemoteAddr>().map(|r| r.0.ip()),
         op,
         account: std::sync::Mutex::new(None),
+        request_id: request_id.to_string(),
+        first_done: std::sync::atomic::AtomicBool::new(false),
     };
     run(&ctx, &body).await
 }
