@@ -11,7 +11,6 @@ use super::filters::{self, Candidate, Filter};
 use super::ops::{self, describe_json, epoch, value_json, view};
 use super::params::Params;
 use super::{names, Ctx, OpResult};
-use coffer_core::error::ErrorCode;
 use coffer_core::request::Operation;
 use coffer_engines::kv::domain::{ListPage, SecretView};
 use serde_json::{json, Map, Value};
@@ -230,13 +229,7 @@ pub async fn list_secret_version_ids(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult 
         Some(t) => Some(t.parse().map_err(|_| invalid_token())?),
     };
     let name = ops::resolve(ctx, id).await?;
-    let s = ops::describe(ctx, &name).await.map_err(|e| {
-        if e.code == ErrorCode::NotFound {
-            AwsError::not_found(super::error::NO_SUCH_SECRET)
-        } else {
-            ops::secret_error(e)
-        }
-    })?;
+    let s = ops::describe(ctx, &name).await.map_err(ops::secret_error)?;
     // newest first, as AWS lists them
     let mut versions: Vec<_> = s
         .versions

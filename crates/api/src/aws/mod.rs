@@ -138,6 +138,11 @@ impl Ctx<'_> {
     pub fn arn(&self, name: &str, secret_id: &str) -> String {
         names::arn(&self.region, &self.account(), name, secret_id)
     }
+
+    /// `{"ARN", "Name"}` of a secret: what most operations answer.
+    pub fn arn_and_name(&self, s: &coffer_engines::kv::domain::SecretView) -> Value {
+        serde_json::json!({"ARN": self.arn(&s.name, &s.secret_id), "Name": s.name})
+    }
 }
 
 /// The operations, by name.

@@ -210,7 +210,7 @@ pub async fn create_secret(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
         .await
         .map_err(exists)?;
     let s: SecretView = view(resp)?;
-    let mut out = json!({"ARN": ctx.arn(&s.name, &s.secret_id), "Name": s.name});
+    let mut out = ctx.arn_and_name(&s);
     if !s.replicas.is_empty() {
         out["ReplicationStatus"] = super::replication::status_json(&s.replicas);
     }
@@ -402,7 +402,7 @@ pub async fn update_secret(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
         .await
         .map_err(secret_error)?;
     let s: SecretView = view(resp)?;
-    Ok(json!({"ARN": ctx.arn(&s.name, &s.secret_id), "Name": s.name}))
+    Ok(ctx.arn_and_name(&s))
 }
 
 /// DescribeSecret's answer (also each entry of ListSecrets, with `versions_key`).
@@ -502,7 +502,7 @@ pub async fn update_secret_version_stage(ctx: &Ctx<'_>, p: &Params<'_>) -> OpRes
             _ => secret_error(e),
         })?;
     let s: SecretView = view(resp)?;
-    Ok(json!({"ARN": ctx.arn(&s.name, &s.secret_id), "Name": s.name}))
+    Ok(ctx.arn_and_name(&s))
 }
 
 pub async fn delete_secret(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
@@ -603,7 +603,7 @@ pub async fn restore_secret(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
         }
         Err(e) => return Err(secret_error(e)),
     };
-    Ok(json!({"ARN": ctx.arn(&s.name, &s.secret_id), "Name": s.name}))
+    Ok(ctx.arn_and_name(&s))
 }
 
 /// Change settings of an existing secret (update on `metadata/<name>`); answers its view.

@@ -23,7 +23,7 @@ pub async fn get_resource_policy(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
     let id = p.str_req("SecretId", 1, names::MAX_SECRET_ID)?;
     let name = resolve(ctx, id).await?;
     let s = describe(ctx, &name).await.map_err(secret_error)?;
-    let mut out = json!({"ARN": ctx.arn(&s.name, &s.secret_id), "Name": s.name});
+    let mut out = ctx.arn_and_name(&s);
     if let Some(policy) = s.resource_policy.filter(|p| !p.is_empty()) {
         out["ResourcePolicy"] = json!(policy);
     }
@@ -45,7 +45,7 @@ pub async fn put_resource_policy(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
     let mut data = Map::new();
     data.insert("resource_policy".into(), json!(policy));
     let s = set_settings(ctx, &name, data).await?;
-    Ok(json!({"ARN": ctx.arn(&s.name, &s.secret_id), "Name": s.name}))
+    Ok(ctx.arn_and_name(&s))
 }
 
 pub async fn delete_resource_policy(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
@@ -54,7 +54,7 @@ pub async fn delete_resource_policy(ctx: &Ctx<'_>, p: &Params<'_>) -> OpResult {
     let mut data = Map::new();
     data.insert("resource_policy".into(), json!(""));
     let s = set_settings(ctx, &name, data).await?;
-    Ok(json!({"ARN": ctx.arn(&s.name, &s.secret_id), "Name": s.name}))
+    Ok(ctx.arn_and_name(&s))
 }
 
 /// Validation needs no secret; with a `SecretId`, the caller must be able to describe it.
