@@ -15,6 +15,10 @@ use tokio::sync::Semaphore;
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteAddr(pub SocketAddr);
 
+/// Attached to each request that came over a TLS connection.
+#[derive(Clone, Copy, Debug)]
+pub struct OverTls;
+
 /// Largest body read for a request that is not authenticated yet: no token, or a token that does
 /// not resolve (logins, init and unseal bodies are tiny). Larger ones get 413 before any buffering.
 pub const MAX_UNAUTHENTICATED_BODY: usize = 1024 * 1024;

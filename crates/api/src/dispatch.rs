@@ -7,15 +7,13 @@
 //! | `/secrets…`, `/deletedsecrets…`, `/keys…`, `/certificates…` | Azure Key Vault |
 //! | `…/oauth2/v2.0/token`, `…/.well-known/openid-configuration`, `/common/discovery/instance`, `/msi/…` | identity endpoints (Entra ID compatible) |
 //!
-//! A dialect that is not built yet (Azure, identity) answers a clear error in its own format
-//! (never Vault's 404).
+//! The Azure Key Vault paths and the identity endpoints share every listener (the SDKs need
+//! TLS, so in practice the HTTPS one).
 
-use crate::common::json_with_type;
 use axum::extract::{Request as HttpRequest, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response as HttpResponse;
 use coffer_core::Core;
-use serde_json::json;
 use std::sync::Arc;
 
 /// Which dialect a request speaks.
@@ -29,23 +27,30 @@ pub enum Route {
     Unknown,
 }
 
+/// The dialects' settings (the server configuration's `aws` and `azure` stanzas).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialectSettings {
+    pub aws: crate::aws::AwsSettings,
+    pub azure: crate::azure::AzureSettings,
+}
+
 /// What every dialect's handler needs: the core and the dialects' settings.
 #[derive(Clone)]
 pub struct Dialects {
     pub core: Arc<Core>,
-    pub aws: Arc<crate::aws::AwsSettings>,
+    pub settings: Arc<DialectSettings>,
 }
 
 /// The router every listener serves, with default dialect settings.
 pub fn router(core: Arc<Core>) -> axum::Router {
-    router_with(core, crate::aws::AwsSettings::default())
+    router_with(core, DialectSettings::default())
 }
 
 /// The router every listener serves.
-pub fn router_with(core: Arc<Core>, aws: crate::aws::AwsSettings) -> axum::Router {
+pub fn router_with(core: Arc<Core>, settings: DialectSettings) -> axum::Router {
     axum::Router::new().fallback(dispatch).with_state(Dialects {
         core,
-        aws: Arc::new(aws),
+        settings: Arc::new(settings),
     })
 }
 
@@ -88,35 +93,11 @@ pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Route {
 async fn dispatch(State(d): State<Dialects>, req: HttpRequest) -> HttpResponse {
     match classify(req.method(), req.uri().path(), req.headers()) {
         Route::Vault => crate::vault::handle(State(d.core), req).await,
-        Route::Aws => crate::aws::handle(&d.core, &d.aws, req).await,
-        Route::Azure => azure_unavailable(),
-        Route::Identity => identity_unavailable(),
+        Route::Aws => crate::aws::handle(&d.core, &d.settings.aws, req).await,
+        Route::Azure => crate::azure::handle(&d.core, &d.settings.azure, req).await,
+        Route::Identity => crate::azure::identity::handle(&d.core, &d.settings.azure, req).await,
         Route::Unknown => crate::vault::error_response(StatusCode::NOT_FOUND, &[]),
     }
-}
-
-/// Azure's error shape.
-fn azure_unavailable() -> HttpResponse {
-    json_with_type(
-        StatusCode::NOT_IMPLEMENTED,
-        &json!({"error": {
-            "code": "NotImplemented",
-            "message": "the Azure Key Vault dialect is not available in this Coffer build",
-        }}),
-        "application/json; charset=utf-8",
-    )
-}
-
-/// OAuth 2.0's error shape (what MSAL parses).
-fn identity_unavailable() -> HttpResponse {
-    json_with_type(
-        StatusCode::NOT_IMPLEMENTED,
-        &json!({
-            "error": "temporarily_unavailable",
-            "error_description": "the identity endpoints are not available in this Coffer build",
-        }),
-        "application/json; charset=utf-8",
-    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! TCP listeners, plain or TLS (rustls with aws-lc-rs), serving an axum router with hyper.
 
-use crate::common::RemoteAddr;
+use crate::common::{OverTls, RemoteAddr};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
@@ -310,12 +310,12 @@ async fn serve_connection(
                 _ = shutdown_signal(shutdown.clone()) => return,
             };
             match stream {
-                Some(Ok(s)) => drive(s, peer, app, limits, clock, shutdown).await,
+                Some(Ok(s)) => drive(s, peer, true, app, limits, clock, shutdown).await,
                 Some(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 None => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         }
-        None => drive(stream, peer, app, limits, clock, shutdown).await,
+        None => drive(stream, peer, false, app, limits, clock, shutdown).await,
     }
 }
 
@@ -323,6 +323,7 @@ async fn serve_connection(
 async fn drive<S>(
     stream: S,
     peer: SocketAddr,
+    over_tls: bool,
     app: axum::Router,
     limits: Limits,
     clock: Arc<ConnClock>,
@@ -333,6 +334,9 @@ async fn drive<S>(
     let svc_clock = clock.clone();
     let svc = app.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(RemoteAddr(peer));
+        if over_tls {
+            req.extensions_mut().insert(OverTls);
+        }
         req.map(axum::body::Body::new)
     });
     let svc = TowerToHyperService::new(svc);

@@ -2,6 +2,7 @@
 
 mod config;
 mod dev_aws;
+mod dev_azure;
 mod dev_tls;
 
 use anyhow::{bail, Context};
@@ -268,6 +269,7 @@ async fn serve(
             .await
             .map_err(|e| anyhow::anyhow!("dev setup failed: {e}"))?;
         let aws = dev_aws::setup(&core, &root, &args.dev_aws).await?;
+        let azure = dev_azure::setup(&core, &root).await?;
         let addr = bound
             .first()
             .map(|b| b.local_addr.to_string())
@@ -300,6 +302,10 @@ async fn serve(
             dev_aws::env_line("AWS_SECRET_ACCESS_KEY", &aws.secret_access_key)
         );
         println!();
+        if let (Some(_), Some(i)) = (&dev_tls, dev_tls_index) {
+            let base = format!("https://{}", client_addr(bound[i].local_addr));
+            println!("{}", dev_azure::banner(&base, &azure));
+        }
         println!("Development mode should NOT be used in production installations!");
     } else if core.initialized().await.unwrap_or(false) {
         match core.auto_unseal().await {
@@ -330,7 +336,7 @@ async fn serve(
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for b in bound {
-        let app = coffer_api::router_with(core.clone(), cfg.aws.clone());
+        let app = coffer_api::router_with(core.clone(), cfg.dialects.clone());
         tasks.push(tokio::spawn(coffer_api::serve(b, app, rx.clone())));
     }
     let hup_core = core.clone();

@@ -220,6 +220,12 @@ pub struct Barrier {
     keyring: ArcSwapOption<Keyring>,
 }
 
+/// The AAD of a sealed value: a NUL byte first, which no storage key (the AAD of stored
+/// records) starts with, so a sealed value never opens as a record or the other way round.
+fn sealed_value_aad(purpose: &str) -> String {
+    format!("\0sealed-value\0{purpose}")
+}
+
 fn check_key(key: &str) -> Result<()> {
     if RAW_PREFIXES.iter().any(|p| key.starts_with(p)) {
         return Err(CoreError::internal("reserved storage key"));
@@ -419,6 +425,21 @@ impl Barrier {
         open_with(&tk.aead, nonce, key.as_bytes(), ct)
     }
 
+    /// Seal a value that leaves the storage (e.g. a secret's backup) under the active data key,
+    /// bound to `purpose` (the AAD, kept apart from every storage key's). Only a Coffer holding
+    /// the same keyring opens it ([`Self::open_value`]); key rotation keeps old terms, so it
+    /// still opens after a rotation.
+    pub fn seal_value(&self, purpose: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let ring = self.ring()?;
+        self.encrypt(&ring, &sealed_value_aad(purpose), plaintext)
+    }
+
+    /// Open a value sealed by [`Self::seal_value`] for the same `purpose`.
+    pub fn open_value(&self, purpose: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let ring = self.ring()?;
+        self.decrypt(&ring, &sealed_value_aad(purpose), blob)
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
         check_key(key)?;
         let ring = self.ring()?;
@@ -541,6 +562,14 @@ impl View {
     }
     fn full(&self, key: &str) -> String {
         format!("{}{}", self.prefix, key)
+    }
+    /// [`Barrier::seal_value`].
+    pub fn seal_value(&self, purpose: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.barrier.seal_value(purpose, plaintext)
+    }
+    /// [`Barrier::open_value`].
+    pub fn open_value(&self, purpose: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.barrier.open_value(purpose, blob)
     }
     pub async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
         self.barrier.get(&self.full(key)).await
@@ -689,5 +718,45 @@ mod tests {
             "moved ciphertext must not decrypt"
         );
         assert!(b.put("core/keyring", b"x").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn sealed_values_open_only_for_their_purpose_and_keyring() {
+        let backend: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let b = Barrier::new(backend.clone());
+        b.initialize(&SecretKey::generate().unwrap()).await.unwrap();
+        let blob = b.seal_value("kv-backup/a", b"MARKER-payload").unwrap();
+        assert!(!blob.windows(6).any(|w| w == b"MARKER"));
+        assert_eq!(
+            &**b.open_value("kv-backup/a", &blob).unwrap(),
+            b"MARKER-payload"
+        );
+        assert!(
+            b.open_value("kv-backup/b", &blob).is_err(),
+            "bound to its purpose"
+        );
+        // a sealed value is not a stored record, and a stored record is not a sealed value
+        backend.put("kv-backup/a", blob.clone()).await.unwrap();
+        assert!(b.get("kv-backup/a").await.is_err());
+        b.put("x", b"v").await.unwrap();
+        let record = backend.get("x").await.unwrap().unwrap();
+        assert!(b.open_value("x", &record).is_err());
+        // still opens after a key rotation; never in another keyring
+        b.rotate().await.unwrap();
+        assert_eq!(
+            &**b.open_value("kv-backup/a", &blob).unwrap(),
+            b"MARKER-payload"
+        );
+        let other = Barrier::new(Arc::new(InmemBackend::new()));
+        other
+            .initialize(&SecretKey::generate().unwrap())
+            .await
+            .unwrap();
+        assert!(other.open_value("kv-backup/a", &blob).is_err());
+        b.seal();
+        assert!(
+            b.seal_value("kv-backup/a", b"x").is_err(),
+            "sealed means inert"
+        );
     }
 }

@@ -24,8 +24,8 @@ pub struct ServerConfig {
     pub max_lease_ttl: Option<u64>,
     pub ui: bool,
     pub log_level: Option<String>,
-    /// The AWS Secrets Manager dialect's settings (the `aws` stanza).
-    pub aws: coffer_api::aws::AwsSettings,
+    /// The dialects' settings (the `aws` and `azure` stanzas).
+    pub dialects: coffer_api::DialectSettings,
 }
 
 impl ServerConfig {
@@ -39,7 +39,7 @@ impl ServerConfig {
             max_lease_ttl: None,
             ui: false,
             log_level: None,
-            aws: Default::default(),
+            dialects: Default::default(),
         }
     }
 }
@@ -176,6 +176,7 @@ fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
             "log_level",
             "pid_file",
             "aws",
+            "azure",
         ],
     )?;
     let mut listeners = Vec::new();
@@ -272,28 +273,96 @@ fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
             .transpose()?
             .unwrap_or(false),
         log_level: log_level.map(|l| l.to_ascii_lowercase()),
-        aws: match tree.get("aws") {
-            None => Default::default(),
-            Some(v) => aws_settings(v)?,
+        dialects: coffer_api::DialectSettings {
+            aws: match tree.get("aws") {
+                None => Default::default(),
+                Some(v) => aws_settings(v)?,
+            },
+            azure: match tree.get("azure") {
+                None => Default::default(),
+                Some(v) => azure_settings(v)?,
+            },
         },
     })
+}
+
+/// The bodies of a block given once or several times.
+fn block_bodies(v: &Value, what: &str) -> anyhow::Result<Vec<Map<String, Value>>> {
+    match v {
+        Value::Object(m) => Ok(vec![m.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::Object(m) => Ok(m.clone()),
+                _ => Err(anyhow!("the {what} block must be an object")),
+            })
+            .collect(),
+        _ => bail!("the {what} block must be an object"),
+    }
+}
+
+/// A kv mount named in a dialect's block, normalized to end with `/`.
+fn kv_mount(mount: &Value, what: &str) -> anyhow::Result<String> {
+    let mount = as_string(mount, what)?;
+    let mount = format!("{}/", mount.trim_matches('/'));
+    if mount == "/" || mount.starts_with("sys/") || mount.starts_with("auth/") {
+        bail!("{what} must name a kv v2 mount");
+    }
+    Ok(mount)
+}
+
+/// `azure { tenant = "adfs"  approle_mount = "approle"  vault "payments" { mount = "kv-pay" } }`.
+fn azure_settings(v: &Value) -> anyhow::Result<coffer_api::azure::AzureSettings> {
+    let mut out = coffer_api::azure::AzureSettings::default();
+    for body in block_bodies(v, "azure")? {
+        check_keys("azure", &body, &["tenant", "approle_mount", "vault"])?;
+        if let Some(t) = body.get("tenant") {
+            let t = as_string(t, "azure.tenant")?;
+            if t.is_empty()
+                || t.len() > 128
+                || !t
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                bail!("azure.tenant must be letters, digits, '-' and '.' (e.g. adfs or a GUID)");
+            }
+            out.tenant = t;
+        }
+        if let Some(m) = body.get("approle_mount") {
+            let m = as_string(m, "azure.approle_mount")?;
+            let m = m.trim_matches('/').trim_start_matches("auth/").to_string();
+            if m.is_empty() {
+                bail!("azure.approle_mount must name an AppRole auth mount");
+            }
+            out.approle_mount = m;
+        }
+        if let Some(vaults) = body.get("vault") {
+            for (vault, vbody) in labelled_blocks(vaults)? {
+                check_keys(&format!("azure vault \"{vault}\""), &vbody, &["mount"])?;
+                if !coffer_api::azure::names::is_legal(&vault) || vault.len() > 24 {
+                    bail!("azure vault \"{vault}\": a vault name is 1-24 letters, digits and '-'");
+                }
+                let mount = vbody
+                    .get("mount")
+                    .ok_or_else(|| anyhow!("azure vault \"{vault}\" needs a mount"))
+                    .and_then(|m| kv_mount(m, &format!("azure vault \"{vault}\" mount")))?;
+                if out
+                    .vault_mounts
+                    .insert(vault.to_ascii_lowercase(), mount)
+                    .is_some()
+                {
+                    bail!("azure vault \"{vault}\" is configured twice");
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `aws { max_clock_skew = "15m"  region "eu-west-1" { mount = "secret-eu" } }`.
 fn aws_settings(v: &Value) -> anyhow::Result<coffer_api::aws::AwsSettings> {
     let mut out = coffer_api::aws::AwsSettings::default();
-    let bodies: Vec<Map<String, Value>> = match v {
-        Value::Object(m) => vec![m.clone()],
-        Value::Array(items) => items
-            .iter()
-            .map(|i| match i {
-                Value::Object(m) => Ok(m.clone()),
-                _ => Err(anyhow!("the aws block must be an object")),
-            })
-            .collect::<anyhow::Result<_>>()?,
-        _ => bail!("the aws block must be an object"),
-    };
-    for body in bodies {
+    for body in block_bodies(v, "aws")? {
         check_keys("aws", &body, &["max_clock_skew", "region"])?;
         if let Some(d) = body.get("max_clock_skew") {
             let d = parse_duration_value(d).map_err(|e| anyhow!("aws.max_clock_skew: {e}"))?;
@@ -315,11 +384,7 @@ fn aws_settings(v: &Value) -> anyhow::Result<coffer_api::aws::AwsSettings> {
                 let mount = rbody
                     .get("mount")
                     .ok_or_else(|| anyhow!("aws region \"{region}\" needs a mount"))
-                    .and_then(|m| as_string(m, "aws region mount"))?;
-                let mount = format!("{}/", mount.trim_matches('/'));
-                if mount == "/" || mount.starts_with("sys/") || mount.starts_with("auth/") {
-                    bail!("aws region \"{region}\": mount must name a kv v2 mount");
-                }
+                    .and_then(|m| kv_mount(m, &format!("aws region \"{region}\": mount")))?;
                 if out.region_mounts.insert(region.clone(), mount).is_some() {
                     bail!("aws region \"{region}\" is configured twice");
                 }
@@ -518,6 +583,48 @@ ui = true
     }
 
     #[test]
+    fn azure_stanza() {
+        let d = tempfile::tempdir().unwrap();
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n}\n";
+        let f = write(
+            d.path(),
+            "azure.hcl",
+            &format!(
+                "{base}azure {{\n  tenant = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\n  approle_mount = \"auth/apps/\"\n  vault \"Payments\" {{\n    mount = \"/kv-pay/\"\n  }}\n}}\n"
+            ),
+        );
+        let az = load_config(&[f]).unwrap().dialects.azure;
+        assert_eq!(az.tenant, "72f988bf-86f1-41af-91ab-2d7cd011db47");
+        assert_eq!(az.approle_mount, "apps");
+        assert_eq!(az.mount_for("payments.vault.example:8443"), "kv-pay/");
+        assert_eq!(az.mount_for("other.vault.example:8443"), "secret/");
+        let f = write(d.path(), "none.hcl", base);
+        assert_eq!(
+            load_config(&[f]).unwrap().dialects.azure,
+            coffer_api::azure::AzureSettings::default()
+        );
+        for (bad, says) in [
+            ("azure {\n  tenant = \"a b\"\n}\n", "tenant"),
+            ("azure {\n  tenant = \"a\\\", x=\\\"\"\n}\n", "tenant"),
+            ("azure {\n  approle_mount = \"/\"\n}\n", "approle_mount"),
+            (
+                "azure {\n  vault \"a_b\" {\n    mount = \"x\"\n  }\n}\n",
+                "vault name",
+            ),
+            ("azure {\n  vault \"a\" {}\n}\n", "needs a mount"),
+            (
+                "azure {\n  vault \"a\" {\n    mount = \"sys/\"\n  }\n}\n",
+                "kv v2 mount",
+            ),
+            ("azure {\n  vaults = 1\n}\n", "vaults"),
+        ] {
+            let f = write(d.path(), "bad.hcl", &format!("{base}{bad}"));
+            let err = format!("{:#}", load_config(&[f]).unwrap_err());
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn aws_stanza() {
         let d = tempfile::tempdir().unwrap();
         let base = "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n}\n";
@@ -529,13 +636,16 @@ ui = true
             ),
         );
         let c = load_config(&[f]).unwrap();
-        assert_eq!(c.aws.max_clock_skew, std::time::Duration::from_secs(300));
-        assert_eq!(c.aws.mount_for("eu-west-1"), "secret-eu/");
-        assert_eq!(c.aws.mount_for("us-west-2"), "kv-usw2/");
-        assert_eq!(c.aws.mount_for("us-east-1"), "secret/");
+        assert_eq!(
+            c.dialects.aws.max_clock_skew,
+            std::time::Duration::from_secs(300)
+        );
+        assert_eq!(c.dialects.aws.mount_for("eu-west-1"), "secret-eu/");
+        assert_eq!(c.dialects.aws.mount_for("us-west-2"), "kv-usw2/");
+        assert_eq!(c.dialects.aws.mount_for("us-east-1"), "secret/");
         // no stanza: AWS's defaults
         let f = write(d.path(), "none.hcl", base);
-        assert_eq!(load_config(&[f]).unwrap().aws, Default::default());
+        assert_eq!(load_config(&[f]).unwrap().dialects, Default::default());
         for (bad, says) in [
             ("aws {\n  max_clock_skew = \"0s\"\n}\n", "max_clock_skew"),
             ("aws {\n  max_clock_skew = \"48h\"\n}\n", "max_clock_skew"),

@@ -40,7 +40,12 @@ pub fn check_args(args: &DevAwsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn call(core: &Core, root: &str, path: &str, data: Value) -> anyhow::Result<Value> {
+pub(super) async fn call(
+    core: &Core,
+    root: &str,
+    path: &str,
+    data: Value,
+) -> anyhow::Result<Value> {
     let resp = core
         .handle(
             Request::new(Operation::Update, path)

@@ -72,6 +72,8 @@ const PURGE: &[(Ops, V2Path)] = &[(
     V2Path::Domain(DomainPath::Purge),
 )];
 const DESTROY: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::Destroy))];
+const BACKUP: &[(Ops, V2Path)] = &[(Ops::READ, V2Path::Domain(DomainPath::Backup))];
+const RESTORE_BACKUP: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::RestoreBackup))];
 
 /// Vault's kv v2 paths and the neutral `domain/` ones. A write to a secret's data or metadata
 /// asks whether the secret exists (create vs update). A bare collection (`metadata`,
@@ -80,7 +82,8 @@ const DESTROY: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::Dest
 /// The ACL checks each `domain/` path as the Vault path a policy author writes rules for, so one
 /// policy governs every dialect: reading or putting a version is `data/<name>`; describing,
 /// listing, changing settings or labels and scheduling deletion are `metadata/<name>` (purging
-/// is its `delete`); restoring is `undelete/<name>`; destroying is `destroy/<name>`.
+/// is its `delete`); restoring is `undelete/<name>`; destroying is `destroy/<name>`; a backup
+/// (it holds every payload) is a read of `data/<name>`, restoring one a create of it.
 pub(super) static V2_PATHS: PathTable<V2Path> = PathTable::new(&[
     PathEntry::new(
         "config",
@@ -124,6 +127,9 @@ pub(super) static V2_PATHS: PathTable<V2Path> = PathTable::new(&[
     PathEntry::new("domain/purge/{path*}", PURGE).acl_as_op("metadata/", Operation::Delete),
     PathEntry::new("domain/destroy", DESTROY).acl_as("destroy/"),
     PathEntry::new("domain/destroy/{path*}", DESTROY).acl_as("destroy/"),
+    PathEntry::new("domain/backup/{path+}", BACKUP).acl_as("data/"),
+    PathEntry::new("domain/restore-backup/{path+}", RESTORE_BACKUP)
+        .acl_as_op("data/", Operation::Create),
 ]);
 
 /// Vault answers a missing secret or version with a bare 404.

@@ -20,6 +20,7 @@
 //! Vault's kv v2 paths through [`super::v2`], everything else through the mount-relative
 //! `domain/` paths documented in [`routes`]. Results are the neutral views of [`views`].
 
+mod backup;
 mod labels;
 mod ops;
 mod put;
@@ -30,6 +31,7 @@ pub mod views;
 #[cfg(test)]
 mod tests;
 
+pub use backup::{backup_name, MAX_BACKUP_BYTES};
 pub use labels::{attach_label, detach_label, validate_label};
 pub use ops::*;
 pub use types::*;

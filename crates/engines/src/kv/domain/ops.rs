@@ -53,7 +53,7 @@ pub fn is_missing_secret(e: &CoreError) -> bool {
 }
 
 /// A live secret: not scheduled for deletion.
-fn live(meta: SecretMeta, at: OffsetDateTime) -> Result<SecretMeta> {
+pub(super) fn live(meta: SecretMeta, at: OffsetDateTime) -> Result<SecretMeta> {
     if meta.is_expired_deletion(at) {
         return Err(no_secret(&meta.path));
     }
@@ -139,7 +139,7 @@ pub fn fill_payload(view: &mut VersionView, payload: &Payload, as_text: bool) {
 /// The kv domain over one mount.
 pub struct Domain<'a> {
     pub(crate) store: SecretStore<'a>,
-    locks: &'a PathLocks,
+    pub(super) locks: &'a PathLocks,
 }
 
 impl<'a> Domain<'a> {

@@ -15,6 +15,8 @@
 //! | `domain/restore/<name>`  | create / update | cancel a scheduled deletion | `kv.secret`      |
 //! | `domain/purge/<name>`    | create / update / delete | purge a deleted secret | none        |
 //! | `domain/destroy/<name>`  | create / update | destroy versions            | `kv.secret`      |
+//! | `domain/backup/<name>`   | read            | a sealed backup             | `backup` (base64) |
+//! | `domain/restore-backup/<name>` | create / update | restore a backup (`backup`, base64) | `kv.secret` |
 //!
 //! Parameters (all optional unless said otherwise; `null` = not given):
 //!
@@ -85,6 +87,8 @@ pub enum DomainPath {
     Restore,
     Purge,
     Destroy,
+    Backup,
+    RestoreBackup,
 }
 
 /// A typed result as a response: the neutral JSON in `data`, its schema in `kind`.
@@ -404,6 +408,31 @@ impl KvEngine {
             DomainPath::Purge => {
                 domain.purge(name(rest, req)?).await?;
                 Ok(None)
+            }
+            DomainPath::Backup => {
+                use base64::Engine as _;
+                let blob = domain.backup(name(rest, req)?).await?;
+                let mut data = Map::new();
+                data.insert(
+                    "backup".into(),
+                    Value::from(base64::engine::general_purpose::STANDARD.encode(blob)),
+                );
+                Ok(Some(Response {
+                    data: Some(data),
+                    ..Default::default()
+                }))
+            }
+            DomainPath::RestoreBackup => {
+                use base64::Engine as _;
+                let b64 = opt_string(d, "backup")?
+                    .ok_or_else(|| CoreError::invalid("backup is required"))?;
+                let blob = base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|_| CoreError::invalid("backup must be base64"))?;
+                typed(
+                    KIND_SECRET,
+                    &domain.restore_backup(name(rest, req)?, &blob).await?,
+                )
             }
             DomainPath::Destroy => {
                 let n = name(rest, req)?;

@@ -850,3 +850,73 @@ async fn unlabelled_secrets_stay_unlabelled_and_awscurrent_is_the_latest() {
         vec![(2, vec![AWSPREVIOUS.into()]), (3, vec![AWSCURRENT.into()])]
     );
 }
+
+#[tokio::test]
+async fn a_backup_restores_every_version_under_its_name_only() {
+    let (v, locks) = (view().await, PathLocks::default());
+    let d = Domain::new(&v, &locks);
+    d.put("b", put_text("MARKER-one")).await.unwrap();
+    let two = d.put("b", put_text("MARKER-two")).await.unwrap();
+    let blob = d.backup("b").await.unwrap();
+    assert_eq!(backup_name(&blob).unwrap(), "b");
+    assert!(
+        !blob.windows(6).any(|w| w == b"MARKER"),
+        "payloads are sealed in the blob"
+    );
+    // not while the name exists, in any state
+    let e = d.restore_backup("b", &blob).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::AlreadyExists);
+    d.delete_secret("b", &DeleteSecret::default())
+        .await
+        .unwrap();
+    let e = d.restore_backup("b", &blob).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::AlreadyExists);
+    // never under another name, even with the header rewritten
+    assert_eq!(
+        d.restore_backup("c", &blob).await.unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    let mut renamed = blob.clone();
+    renamed[7] = b'c';
+    assert_eq!(
+        d.restore_backup("c", &renamed).await.unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    // a flipped bit is refused
+    let mut bad = blob.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    d.purge("b").await.unwrap();
+    assert_eq!(
+        d.restore_backup("b", &bad).await.unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    assert!(
+        !d.exists("b").await.unwrap(),
+        "nothing written on a refusal"
+    );
+    // after the purge: back with both versions, the same ids and payloads
+    let s = d.restore_backup("b", &blob).await.unwrap();
+    assert_eq!(s.versions.len(), 2);
+    assert!(s.deletion.is_none());
+    let read = d
+        .read_as("b", &Selector::default(), IfGone::Fail, true)
+        .await
+        .unwrap();
+    assert_eq!(read.version_id, two.version_id);
+    assert_eq!(read.value.as_deref(), Some("MARKER-two"));
+    let first = d
+        .read_as("b", &Selector::number(1), IfGone::Fail, true)
+        .await
+        .unwrap();
+    assert_eq!(first.value.as_deref(), Some("MARKER-one"));
+    // another Coffer (another keyring) cannot open it
+    let (v2, locks2) = (view().await, PathLocks::default());
+    let other = Domain::new(&v2, &locks2);
+    assert_eq!(
+        other.restore_backup("b", &blob).await.unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    assert!(backup_name(b"CKVB\x01\x00").is_err());
+    assert!(backup_name(b"nope").is_err());
+}
