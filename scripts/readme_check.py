@@ -3,8 +3,9 @@
 tests.
 
 Every ```sh block of README.md runs, in document order, in one bash session that starts in the
-repository root with an empty HOME (a temporary directory), no VAULT_*/COFFER_*/AWS_* variables,
-and this interpreter's bin directory first on PATH (the test virtualenv's `aws` command).
+repository root with an empty HOME (a temporary directory), no VAULT_*/COFFER_*/AWS_*/AZURE_*/
+IDENTITY_* variables nor CA-bundle overrides, and this interpreter's bin directory first on PATH
+(the test virtualenv's `aws` command).
 ```python blocks run with this interpreter (the test virtualenv, which has hvac); an ```hcl block
 whose first line is a comment naming a file (`# coffer.hcl`) is written to that file, in the
 session's current directory at that point.
@@ -152,7 +153,9 @@ def main():
             print("README check: the README's test command must be what .ci/run runs", file=sys.stderr)
             return 1
     home = tempfile.mkdtemp(prefix="coffer-readme-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "COFFER_", "AWS_"))}
+    dropped = ("VAULT_", "COFFER_", "AWS_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_")
+    bundles = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped) and k not in bundles}
     env["HOME"] = home
     # the README's `aws` commands are the AWS CLI of this virtualenv
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")

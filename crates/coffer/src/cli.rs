@@ -141,6 +141,18 @@ struct ServerCmd {
     /// The 12-digit AWS account id dev mode records for ARNs [env: COFFER_DEV_AWS_ACCOUNT_ID]
     #[arg(long, value_name = "NNNNNNNNNNNN")]
     dev_aws_account_id: Option<String>,
+    /// The role_id of dev mode's Azure AppRole (AZURE_CLIENT_ID; default: generated)
+    /// [env: COFFER_DEV_AZURE_CLIENT_ID]
+    #[arg(long, value_name = "ID")]
+    dev_azure_client_id: Option<String>,
+    /// Its secret_id (AZURE_CLIENT_SECRET), given with the id (default: generated)
+    /// [env: COFFER_DEV_AZURE_CLIENT_SECRET]
+    #[arg(long, value_name = "SECRET")]
+    dev_azure_client_secret: Option<String>,
+    /// Also write the dev HTTPS listener's CA certificate to this file (for scripts that set
+    /// REQUESTS_CA_BUNDLE / SSL_CERT_FILE) [env: COFFER_DEV_CA_CERT_FILE]
+    #[arg(long, value_name = "FILE")]
+    dev_ca_cert_file: Option<PathBuf>,
     /// Configuration file or directory (repeatable)
     #[arg(long, value_name = "FILE")]
     config: Vec<PathBuf>,
@@ -178,6 +190,17 @@ impl ServerCmd {
                     .dev_aws_account_id
                     .or_else(|| first_env(&["COFFER_DEV_AWS_ACCOUNT_ID"])),
             },
+            dev_azure: crate::server::DevAzureArgs {
+                client_id: self
+                    .dev_azure_client_id
+                    .or_else(|| first_env(&["COFFER_DEV_AZURE_CLIENT_ID"])),
+                client_secret: self
+                    .dev_azure_client_secret
+                    .or_else(|| first_env(&["COFFER_DEV_AZURE_CLIENT_SECRET"])),
+            },
+            dev_ca_cert_file: self
+                .dev_ca_cert_file
+                .or_else(|| first_env(&["COFFER_DEV_CA_CERT_FILE"]).map(PathBuf::from)),
             config: self.config,
             log_level: self
                 .log_level

@@ -11,6 +11,7 @@ use coffer_core::{Core, CoreConfig};
 use coffer_storage::{Backend, FileBackend, InmemBackend};
 pub use config::{load_config, ServerConfig, StorageConfig};
 pub use dev_aws::DevAwsArgs;
+pub use dev_azure::DevAzureArgs;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,6 +25,10 @@ pub struct ServerArgs {
     pub dev_tls_listen_address: Option<String>,
     /// Dev mode's AWS access key pair and account id (`-dev-aws-…`).
     pub dev_aws: DevAwsArgs,
+    /// Dev mode's Azure AppRole credentials (`-dev-azure-…`).
+    pub dev_azure: DevAzureArgs,
+    /// Where dev mode also writes its CA certificate.
+    pub dev_ca_cert_file: Option<PathBuf>,
     /// `-config` may be given several times (files or directories), as in Vault.
     pub config: Vec<PathBuf>,
     pub log_level: Option<String>,
@@ -61,6 +66,7 @@ pub const DEV_TLS_LISTEN_ADDRESS: &str = "127.0.0.1:8443";
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     if args.dev {
         dev_aws::check_args(&args.dev_aws)?;
+        dev_azure::check_args(&args.dev_azure)?;
     }
     // flags made moot by a configuration, warned about once logging is set up
     let mut ignored = Vec::new();
@@ -92,6 +98,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             }
             c.default_lease_ttl = extra.default_lease_ttl.or(c.default_lease_ttl);
             c.max_lease_ttl = extra.max_lease_ttl.or(c.max_lease_ttl);
+            if extra.dialects.aws != Default::default() {
+                c.dialects.aws = extra.dialects.aws;
+            }
+            if extra.dialects.azure != Default::default() {
+                c.dialects.azure = extra.dialects.azure;
+            }
         }
         c
     } else {
@@ -242,6 +254,11 @@ async fn serve(
     let dev_tls = match &dev_tls_address {
         Some(addr) => {
             let tls = dev_tls::DevTls::generate(addr)?;
+            if let Some(out) = &args.dev_ca_cert_file {
+                std::fs::copy(tls.ca_cert(), out).with_context(|| {
+                    format!("writing the dev CA certificate to {}", out.display())
+                })?;
+            }
             cfg.listeners
                 .push(coffer_api::ListenerConfig::new(addr, Some(tls.tls_files())));
             Some(tls)
@@ -269,7 +286,8 @@ async fn serve(
             .await
             .map_err(|e| anyhow::anyhow!("dev setup failed: {e}"))?;
         let aws = dev_aws::setup(&core, &root, &args.dev_aws).await?;
-        let azure = dev_azure::setup(&core, &root).await?;
+        let azure_mount = cfg.dialects.azure.approle_mount.clone();
+        let azure = dev_azure::setup(&core, &root, &args.dev_azure, &azure_mount).await?;
         let addr = bound
             .first()
             .map(|b| b.local_addr.to_string())
@@ -304,7 +322,7 @@ async fn serve(
         println!();
         if let (Some(_), Some(i)) = (&dev_tls, dev_tls_index) {
             let base = format!("https://{}", client_addr(bound[i].local_addr));
-            println!("{}", dev_azure::banner(&base, &azure));
+            println!("{}", dev_azure::banner(&base, &azure_mount, &azure));
         }
         println!("Development mode should NOT be used in production installations!");
     } else if core.initialized().await.unwrap_or(false) {

@@ -269,7 +269,11 @@ async fn answer(
     let route = Route::parse(&parts.method, parts.uri.path());
     let body = if route.has_body() {
         if !core.token_is_valid(&token).await {
-            return Err(AzureError::unauthorized(BAD_TOKEN));
+            return Err(if core.is_sealed() {
+                AzureError::from_core(&CoreError::sealed())
+            } else {
+                AzureError::unauthorized(BAD_TOKEN)
+            });
         }
         let declared = parts
             .headers

@@ -39,7 +39,14 @@ impl ServerConfig {
             max_lease_ttl: None,
             ui: false,
             log_level: None,
-            dialects: Default::default(),
+            dialects: coffer_api::DialectSettings {
+                aws: Default::default(),
+                // not auth/approle/: dev servers are where Vault's tutorials enable that
+                azure: coffer_api::azure::AzureSettings {
+                    approle_mount: super::dev_azure::DEV_AZURE_MOUNT.to_string(),
+                    ..Default::default()
+                },
+            },
         }
     }
 }
