@@ -211,3 +211,105 @@ async fn listings_show_only_what_the_caller_may_read() {
     .await;
     assert_eq!(r.unwrap_err(), ErrorCode::PermissionDenied);
 }
+
+#[tokio::test]
+async fn backups_are_reads_of_data_and_restores_creates_of_it() {
+    let (core, root) = core().await;
+    for name in ["open", "locked"] {
+        call(
+            &core,
+            &root,
+            Operation::Update,
+            &format!("secret/domain/versions/{name}"),
+            json!({"text": "MARKER-value"}),
+        )
+        .await
+        .unwrap();
+    }
+    // read and metadata rights everywhere, but no read of data/locked and no create of data/
+    let t = token_with(
+        &core,
+        &root,
+        r#"
+path "secret/data/open" { capabilities = ["read"] }
+path "secret/metadata/*" { capabilities = ["read", "list", "delete", "update"] }
+"#,
+    )
+    .await;
+    let backup = |token: String, name: &'static str| {
+        let core = core.clone();
+        async move {
+            call(
+                &core,
+                &token,
+                Operation::Read,
+                &format!("secret/domain/backup/{name}"),
+                json!({}),
+            )
+            .await
+        }
+    };
+    let blob = backup(t.clone(), "open").await.unwrap()["backup"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!blob.contains("MARKER"));
+    assert_eq!(
+        backup(t.clone(), "locked").await.unwrap_err(),
+        ErrorCode::PermissionDenied
+    );
+    // purge it (root), then restoring needs create on data/open, which t lacks
+    for (op, path) in [
+        (Operation::Delete, "secret/domain/secrets/open"),
+        (Operation::Delete, "secret/domain/purge/open"),
+    ] {
+        call(&core, &root, op, path, json!({})).await.unwrap();
+    }
+    let restore = |token: String| {
+        let (core, blob) = (core.clone(), blob.clone());
+        async move {
+            call(
+                &core,
+                &token,
+                Operation::Create,
+                "secret/domain/restore-backup/open",
+                json!({ "backup": blob }),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        restore(t.clone()).await.unwrap_err(),
+        ErrorCode::PermissionDenied
+    );
+    let reader = token_with(
+        &core,
+        &root,
+        r#"path "secret/data/open" { capabilities = ["create", "read"] }"#,
+    )
+    .await;
+    restore(reader.clone()).await.unwrap();
+    let v = call(
+        &core,
+        &reader,
+        Operation::Read,
+        "secret/domain/versions/open",
+        json!({"as_text": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v["value"], "MARKER-value");
+    // a backup of one name does not restore under another, whatever the caller may do there
+    assert_eq!(
+        call(
+            &core,
+            &root,
+            Operation::Create,
+            "secret/domain/restore-backup/other",
+            json!({ "backup": blob }),
+        )
+        .await
+        .unwrap_err(),
+        ErrorCode::InvalidRequest
+    );
+}
