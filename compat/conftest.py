@@ -10,6 +10,8 @@ The binary is taken from $COFFER_BIN (scripts/test sets it), falling back to tar
 * ``config_server`` -- a fresh `coffer server -config=<file>` per test, with file storage in a tmp dir;
                       it starts uninitialized and sealed. ``restart()`` keeps the data directory.
 * ``client``       -- ``hvac.Client`` with the dev server's root token.
+* ``azure`` / ``kv`` / ``azure_tls`` -- the session dev server (or a fresh one) seen as an Azure Key
+                      Vault through its HTTPS listener, and a sync SecretClient for it (azure_helpers).
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ for _var, _file in (("AWS_CONFIG_FILE", "config"), ("AWS_SHARED_CREDENTIALS_FILE
     Path(_AWS_EMPTY_DIR, _file).write_text("")
     os.environ[_var] = str(Path(_AWS_EMPTY_DIR, _file))
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+# The same for the Azure SDKs (azure-identity / MSAL): no tenant, client, authority, managed-identity
+# endpoint or credential selection of the person running the suite may reach them. Subprocesses that
+# run Azure snippets also get a throwaway HOME (no ~/.azure, no shared token cache).
+for _var in [v for v in os.environ if v.startswith(("AZURE_", "IDENTITY_", "MSI_", "IMDS_"))]:
+    os.environ.pop(_var, None)
+AZURE_HOME = tempfile.mkdtemp(prefix="coffer-compat-azure-home-")
 
 # The dev server's fixed AWS access key (auth/aws-keys/keys/dev, policy dev-aws) and account id.
 AWS_ACCESS_KEY_ID = "AKIACOFFERTEST000001"
@@ -191,13 +200,18 @@ class DevServer:
     def output(self) -> str:
         return self.process.output()
 
-
-class DevTlsServer(DevServer):
-    """`coffer server -dev` whose HTTPS listener is on a known free port."""
-
-    def __init__(self, process: CofferProcess, root_token: str, tls_port: int):
-        super().__init__(process, root_token)
-        self.https_url = f"https://127.0.0.1:{tls_port}"
+    def wait_for_output(self, needle: str, timeout: float = 10.0) -> str:
+        """The server output once it contains `needle` (the banner is written by another thread
+        than the one answering requests, so it may lag behind readiness); fails after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.output()
+            if needle in out:
+                return out
+            if time.monotonic() >= deadline:
+                pytest.fail(f"the server output never contained {needle!r}\n--- server output ---\n{out}",
+                            pytrace=False)
+            time.sleep(0.05)
 
     def exports(self) -> dict[str, list[str]]:
         """The `$ export NAME='value'` lines of the dev banner, parsed as a shell would, in order."""
@@ -209,6 +223,30 @@ class DevTlsServer(DevServer):
                     name, _, value = word.partition("=")
                     out.setdefault(name, []).append(value)
         return out
+
+    def tls_url(self) -> str:
+        """The HTTPS listener's URL, from the banner line `==> Coffer server listening on https://...`."""
+        marker = "==> Coffer server listening on https://"
+        out = self.wait_for_output(marker)
+        line = out[out.index(marker):].splitlines()[0]
+        return "https://" + line[len(marker):].split()[0].rstrip("/")
+
+    def ca_path(self) -> str:
+        """The dev CA certificate's path, from the banner line `CA certificate: <path>`."""
+        marker = "CA certificate: "
+        out = self.wait_for_output(marker)
+        return out[out.index(marker):].splitlines()[0][len(marker):].strip()
+
+
+class DevTlsServer(DevServer):
+    """`coffer server -dev` whose HTTPS listener is on a known free port."""
+
+    def __init__(self, process: CofferProcess, root_token: str, tls_port: int):
+        super().__init__(process, root_token)
+        self.https_url = f"https://127.0.0.1:{tls_port}"
+
+    def tls_url(self) -> str:
+        return self.https_url
 
 
 class ConfigServer:
@@ -416,3 +454,59 @@ def userpass_mount(client):
         client.sys.disable_auth_method(path)
     except hvac.exceptions.VaultError:
         pass
+
+
+# --- Azure Key Vault dialect ------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def azure(dev_server):
+    """The session dev server seen as an Azure Key Vault (its HTTPS listener; see azure_helpers)."""
+    from azure_helpers import AzureServer
+    return AzureServer(dev_server)
+
+
+@pytest.fixture
+def kv(azure):
+    """A sync SecretClient for the session dev server, holding a token of policy dev-azure."""
+    c = azure.kv()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def azure_tls(dev_tls_server):
+    """A fresh dev server (nothing stored yet, its own CA and port) seen as an Azure Key Vault."""
+    from azure_helpers import AzureServer
+    return AzureServer(dev_tls_server)
+
+
+@pytest.fixture
+def azure_token_for_policy(client):
+    """Factory: a Coffer token (for the session dev server) whose only policy is the given HCL text
+    (plus `default`). Policies are removed afterwards."""
+    created: list[str] = []
+
+    def make(policy: str) -> str:
+        name = uid("azpol")
+        client.sys.create_or_update_policy(name=name, policy=policy)
+        created.append(name)
+        return client.auth.token.create(policies=[name], ttl="10m")["auth"]["client_token"]
+
+    yield make
+    for name in created:
+        try:
+            client.sys.delete_policy(name)
+        except hvac.exceptions.VaultError:
+            pass
+
+
+@pytest.fixture
+def azure_file_audit(client, tmp_path):
+    """A file audit device on the session dev server at a unique path; always disabled after."""
+    path = uid("azaud")
+    log = tmp_path / f"{path}.log"
+    client.sys.enable_audit_device(device_type="file", path=path, options={"file_path": str(log)})
+    try:
+        yield path, log
+    finally:
+        client.sys.disable_audit_device(path)
