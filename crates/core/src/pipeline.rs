@@ -188,6 +188,20 @@ impl Core {
             };
             return Ok(());
         }
+        if let Credential::Internal(actor) = &p.req.credential {
+            if p.req.dialect != crate::request::Dialect::Internal {
+                p.denied = Some(CoreError::unauthenticated());
+                return Ok(());
+            }
+            p.token = Some(Arc::new(TokenEntry::ephemeral(
+                format!("internal-{actor}"),
+                vec![crate::names::ROOT_POLICY.to_string()],
+                format!("coffer-{actor}"),
+                serde_json::Map::new(),
+                "internal/".to_string(),
+            )));
+            return Ok(());
+        }
         match self
             .authenticate_credential(active, &p.req.credential, p.req.remote_addr)
             .await
@@ -212,6 +226,8 @@ impl Core {
             Credential::None => Err(CoreError::unauthenticated()),
             Credential::Token(t) => self.authenticate(active, Some(t), remote).await,
             Credential::Signed(proof) => self.authenticate_signed(active, proof).await,
+            // only the authenticate stage accepts it, for internal requests
+            Credential::Internal(_) => Err(CoreError::unauthenticated()),
         }
     }
 

@@ -54,6 +54,10 @@ pub enum Credential {
     /// A signed request (AWS SigV4): the proof that the holder of an access key's secret signed
     /// exactly this request. The core asks the auth method that issued the key to check it.
     Signed(SignedProof),
+    /// Coffer acting on its own behalf (the rotation scheduler): the named actor, with root's
+    /// rights. Only accepted on requests of [`Dialect::Internal`], which no dialect builds from
+    /// the wire; audited under the actor's name.
+    Internal(String),
 }
 
 impl std::fmt::Debug for Credential {
@@ -63,6 +67,7 @@ impl std::fmt::Debug for Credential {
             Credential::None => f.write_str("None"),
             Credential::Token(_) => f.write_str("Token(..)"),
             Credential::Signed(p) => write!(f, "Signed({})", p.access_key_id),
+            Credential::Internal(actor) => write!(f, "Internal({actor})"),
         }
     }
 }

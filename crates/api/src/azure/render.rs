@@ -169,10 +169,12 @@ impl Ctx<'_> {
     }
 }
 
-/// The latest version of a secret (its highest number).
+/// The latest version of a secret: the one holding `AWSCURRENT` (its highest number unless
+/// staging labels say otherwise, e.g. during a rotation).
 pub fn latest(s: &SecretView) -> Option<&VersionView> {
     s.versions
         .iter()
-        .find(|v| v.number == s.current_version)
+        .find(|v| v.staging_labels.iter().any(|l| l == "AWSCURRENT"))
+        .or_else(|| s.versions.iter().find(|v| v.number == s.current_version))
         .or_else(|| s.versions.last())
 }

@@ -216,6 +216,7 @@ fn credential_type(r: &Request) -> &'static str {
         crate::request::Credential::None => "none",
         crate::request::Credential::Token(_) => "token",
         crate::request::Credential::Signed(_) => "signed",
+        crate::request::Credential::Internal(_) => "internal",
     }
 }
 

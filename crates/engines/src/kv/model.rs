@@ -298,6 +298,35 @@ pub struct RotationSettings {
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_rotation_time: Option<String>,
+    /// The rotation in progress (or waiting to retry), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RotationRun>,
+    /// Why the last rotation failed (cleared by the next success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// One rotation, from its start to its end; kept in the secret's record so that it survives a
+/// restart (the scheduler resumes it with the same version id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationRun {
+    /// The new version's id (AWS's `ClientRequestToken`): the rotator stores the new value under
+    /// it, labelled `AWSPENDING`.
+    pub version_id: String,
+    /// RFC 3339.
+    pub started_time: String,
+    /// Who asked: `schedule`, or the caller who asked for an immediate rotation.
+    pub requested_by: String,
+    /// The steps done (`createSecret`, `setSecret`, `testSecret`, `finishSecret`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps_done: Vec<String>,
+    /// Failed attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// RFC 3339: when the run is (re)tried.
+    pub next_attempt_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A copy of a secret kept in another region (AWS replication): where, and how it is doing.

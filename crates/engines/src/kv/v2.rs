@@ -73,6 +73,12 @@ const PURGE: &[(Ops, V2Path)] = &[(
 )];
 const DESTROY: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::Destroy))];
 const BACKUP: &[(Ops, V2Path)] = &[(Ops::READ, V2Path::Domain(DomainPath::Backup))];
+const ROTATION: &[(Ops, V2Path)] = &[
+    (Ops::READ, V2Path::Domain(DomainPath::ReadRotation)),
+    (Ops::WRITE, V2Path::Domain(DomainPath::SetRotation)),
+];
+const ROTATION_RUN: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::RotationRun))];
+const ROTATIONS: &[(Ops, V2Path)] = &[(Ops::LIST, V2Path::Domain(DomainPath::DueRotations))];
 const RESTORE_BACKUP: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPath::RestoreBackup))];
 
 /// Vault's kv v2 paths and the neutral `domain/` ones. A write to a secret's data or metadata
@@ -83,7 +89,9 @@ const RESTORE_BACKUP: &[(Ops, V2Path)] = &[(Ops::WRITE, V2Path::Domain(DomainPat
 /// policy governs every dialect: reading or putting a version is `data/<name>`; describing,
 /// listing, changing settings or labels and scheduling deletion are `metadata/<name>` (purging
 /// is its `delete`); restoring is `undelete/<name>`; destroying is `destroy/<name>`; a backup
-/// (it holds every payload) is a read of `data/<name>`, restoring one a create of it.
+/// (it holds every payload) is a read of `data/<name>`, restoring one a create of it; a
+/// secret's rotation settings are its `metadata/<name>` (the scheduler's own paths,
+/// `domain/rotation-run/` and `domain/rotations`, additionally need root).
 pub(super) static V2_PATHS: PathTable<V2Path> = PathTable::new(&[
     PathEntry::new(
         "config",
@@ -130,6 +138,10 @@ pub(super) static V2_PATHS: PathTable<V2Path> = PathTable::new(&[
     PathEntry::new("domain/backup/{path+}", BACKUP).acl_as("data/"),
     PathEntry::new("domain/restore-backup/{path+}", RESTORE_BACKUP)
         .acl_as_op("data/", Operation::Create),
+    PathEntry::new("domain/rotation/{path+}", ROTATION).acl_as("metadata/"),
+    PathEntry::new("domain/rotation-run/{path+}", ROTATION_RUN).acl_as("metadata/"),
+    PathEntry::new("domain/rotations", ROTATIONS).acl_as("metadata/"),
+    PathEntry::new("domain/rotations/", ROTATIONS).acl_as("metadata/"),
 ]);
 
 /// Vault answers a missing secret or version with a bare 404.

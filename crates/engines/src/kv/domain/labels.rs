@@ -85,7 +85,7 @@ pub fn attach_label(
 /// A secret written only through Vault holds no labels; its `AWSCURRENT` is implied (its
 /// current version). The first label put on it makes that explicit, so the implied holder of
 /// `AWSCURRENT` is treated as any holder (e.g. gets `AWSPREVIOUS` when it moves on).
-fn materialize_current(meta: &mut SecretMeta, at: OffsetDateTime) -> bool {
+pub(super) fn materialize_current(meta: &mut SecretMeta, at: OffsetDateTime) -> bool {
     let unlabelled = meta.versions.values().all(|v| v.staging_labels.is_empty());
     let current = meta.current_version;
     // cannot fail: the version exists and holds no label

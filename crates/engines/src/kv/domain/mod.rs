@@ -24,6 +24,7 @@ mod backup;
 mod labels;
 mod ops;
 mod put;
+pub mod rotation;
 pub mod routes;
 mod types;
 pub mod views;

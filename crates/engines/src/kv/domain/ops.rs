@@ -74,6 +74,9 @@ pub(super) fn secret_keys(name: &str, meta: &SecretMeta) -> Vec<String> {
     if meta.is_deleted() {
         keys.push(store::deleted_key(name));
     }
+    if meta.rotation.is_some() {
+        keys.push(super::rotation::index_key(name));
+    }
     keys
 }
 

@@ -3,7 +3,7 @@
 
 use super::super::model::{IdempotencyRecord, KvConfig, SecretMeta, AWSCURRENT};
 use super::super::store::{self, Change};
-use super::labels::attach_label;
+use super::labels::{attach_label, materialize_current};
 use super::ops::{already_exists, check_cas, no_secret, scheduled_for_deletion, secret_keys};
 use super::types::{normalize_version_id, PutVersion};
 use super::views::VersionView;
@@ -79,6 +79,12 @@ pub(super) fn put_step(
     // a secret written only through Vault stays unlabelled (so Vault's version pruning is
     // unchanged), and its AWSCURRENT is its latest version
     let labelled = meta.versions.values().any(|v| !v.staging_labels.is_empty());
+    // explicit labels on a secret written only through Vault: its implied AWSCURRENT (the
+    // version that is current before this put) becomes explicit first, so that e.g. a new
+    // AWSPENDING version does not become current
+    if put.staging_labels.as_ref().is_some_and(|l| !l.is_empty()) && !labelled {
+        materialize_current(&mut meta, at);
+    }
     put.attributes.apply_secret(&mut meta)?;
     let n = meta.add_version(at, &put.payload.encoding, config);
     if put.attributes.has_version_changes() {

@@ -17,6 +17,10 @@
 //! | `domain/destroy/<name>`  | create / update | destroy versions            | `kv.secret`      |
 //! | `domain/backup/<name>`   | read            | a sealed backup             | `backup` (base64) |
 //! | `domain/restore-backup/<name>` | create / update | restore a backup (`backup`, base64) | `kv.secret` |
+//! | `domain/rotation/<name>` | read            | describe (its `rotation`)   | `kv.secret`      |
+//! | `domain/rotation/<name>` | create / update | turn rotation on (or off: `cancel`) | `kv.secret` |
+//! | `domain/rotation-run/<name>` | create / update | the scheduler: `action` `start` / `record` (root only) | run / `kv.secret` |
+//! | `domain/rotations`       | list            | the secrets whose rotation is due (root only) | `kv.list` |
 //!
 //! Parameters (all optional unless said otherwise; `null` = not given):
 //!
@@ -35,9 +39,7 @@
 //!   new version).
 //! - settings/attributes: `description`, `tags` (object of strings, replaces), `add_tags`
 //!   (object: set these), `remove_tags` (list of keys), `max_tags` (refuse a change leaving
-//!   more tags than this), `kms_key_id`, `rotation`
-//!   (`{enabled, rules: {automatically_after_days, schedule_expression, duration}, rotator_id,
-//!   last_rotated_time, next_rotation_time}`), `resource_policy`, `max_versions`,
+//!   more tags than this), `kms_key_id`, `resource_policy`, `max_versions`,
 //!   `cas_required`, `delete_version_after` (seconds or duration), `custom_metadata` (object,
 //!   replaces), `recovery_level`, `retention_days`, `primary_region` (kept only when the secret
 //!   has none), `replicas` (list of `{region, kms_key_id, status, status_message}`, replaces),
@@ -54,15 +56,22 @@
 //!   `metadata/<name>` the caller may read are listed.
 //! - labels: `label` (required), `to_*` and/or `from_*` selectors.
 //! - destroy: `versions` (list of numbers) and/or `version_ids` (list).
+//! - rotation: `rotator_id`, `rules` (`{automatically_after_days, schedule_expression,
+//!   duration}`), `rotate_immediately` (bool, default true), `version_id` (UUID of the new
+//!   version), `cancel` (bool: turn rotation off, dropping a run in progress). The run records
+//!   who asked (the caller's display name).
+//! - rotation-run: `action` `start` (answers the run: `version_id`, `steps_done`, …) or `record`
+//!   with `version_id` and one of `step` (a step done), `error` (the run failed), `finished`.
 
-use super::super::model::{Payload, Replica, RotationRules, RotationSettings};
+use super::super::model::{self, Payload, Replica, RotationRules};
 use super::super::params::{self, present};
 use super::super::KvEngine;
 use super::ops::Domain;
+use super::rotation::{RotationConfig, RunOutcome};
 use super::types::{
     Attributes, CustomMetadataChange, DeleteSecret, IfGone, ListOptions, PutVersion, Selector,
 };
-use super::views::{KIND_LIST, KIND_SECRET, KIND_VERSION};
+use super::views::{ListPage, KIND_LIST, KIND_SECRET, KIND_VERSION};
 use coffer_core::error::{CoreError, Result};
 use coffer_core::request::{Operation, Response};
 use coffer_core::router::EngineRequest;
@@ -89,6 +98,10 @@ pub enum DomainPath {
     Destroy,
     Backup,
     RestoreBackup,
+    ReadRotation,
+    SetRotation,
+    RotationRun,
+    DueRotations,
 }
 
 /// A typed result as a response: the neutral JSON in `data`, its schema in `kind`.
@@ -193,28 +206,34 @@ fn selector(d: &Map<String, Value>, prefix: &str) -> Result<Option<Selector>> {
     }))
 }
 
-fn rotation(d: &Map<String, Value>) -> Result<Option<RotationSettings>> {
-    let r = match present(d, "rotation") {
+fn rotation_rules(d: &Map<String, Value>) -> Result<Option<RotationRules>> {
+    let rules = match present(d, "rules") {
         None => return Ok(None),
-        Some(Value::Object(r)) => r,
-        Some(_) => return Err(CoreError::invalid("rotation must be an object")),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(CoreError::invalid("rules must be an object")),
     };
-    let rules = match present(r, "rules") {
-        None => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => return Err(CoreError::invalid("rotation.rules must be an object")),
-    };
-    Ok(Some(RotationSettings {
-        enabled: params::opt_bool(r, "enabled")?.unwrap_or(false),
-        rules: RotationRules {
-            automatically_after_days: params::opt_u32(&rules, "automatically_after_days")?,
-            schedule_expression: opt_string(&rules, "schedule_expression")?,
-            duration: opt_string(&rules, "duration")?,
-        },
-        rotator_id: opt_string(r, "rotator_id")?,
-        last_rotated_time: opt_string(r, "last_rotated_time")?,
-        next_rotation_time: opt_string(r, "next_rotation_time")?,
+    Ok(Some(RotationRules {
+        automatically_after_days: params::opt_u32(rules, "automatically_after_days")?,
+        schedule_expression: opt_string(rules, "schedule_expression")?,
+        duration: opt_string(rules, "duration")?,
     }))
+}
+
+/// The scheduler's paths are root's only.
+fn require_root(req: &EngineRequest<'_>) -> Result<()> {
+    let root = req.token.is_some_and(|t| {
+        t.policies
+            .iter()
+            .any(|p| p == coffer_core::names::ROOT_POLICY)
+    });
+    if root {
+        Ok(())
+    } else {
+        Err(CoreError::new(
+            coffer_core::error::ErrorCode::PermissionDenied,
+            "permission denied",
+        ))
+    }
 }
 
 fn replicas(d: &Map<String, Value>, key: &str) -> Result<Option<Vec<Replica>>> {
@@ -247,7 +266,6 @@ fn attributes(d: &Map<String, Value>) -> Result<Attributes> {
         remove_tags: string_list(d, "remove_tags")?,
         max_tags: params::opt_u32(d, "max_tags")?.and_then(|n| usize::try_from(n).ok()),
         kms_key_id: opt_string(d, "kms_key_id")?,
-        rotation: rotation(d)?,
         resource_policy: opt_string(d, "resource_policy")?,
         max_versions: params::opt_u32(d, "max_versions")?,
         cas_required: params::opt_bool(d, "cas_required")?,
@@ -432,6 +450,75 @@ impl KvEngine {
                 typed(
                     KIND_SECRET,
                     &domain.restore_backup(name(rest, req)?, &blob).await?,
+                )
+            }
+            DomainPath::ReadRotation => {
+                typed(KIND_SECRET, &domain.describe(name(rest, req)?).await?)
+            }
+            DomainPath::SetRotation => {
+                let n = name(rest, req)?;
+                if params::opt_bool(d, "cancel")?.unwrap_or(false) {
+                    return typed(KIND_SECRET, &domain.cancel_rotation(n).await?);
+                }
+                let cfg = RotationConfig {
+                    rotator_id: opt_string(d, "rotator_id")?,
+                    rules: rotation_rules(d)?,
+                    rotate_immediately: params::opt_bool(d, "rotate_immediately")?.unwrap_or(true),
+                    version_id: opt_string(d, "version_id")?,
+                    requested_by: req
+                        .token
+                        .map(|t| t.display_name.clone())
+                        .unwrap_or_default(),
+                };
+                typed(KIND_SECRET, &domain.configure_rotation(n, &cfg).await?)
+            }
+            DomainPath::RotationRun => {
+                require_root(req)?;
+                let n = name(rest, req)?;
+                match opt_string(d, "action")?.as_deref() {
+                    Some("start") => {
+                        let who = req
+                            .token
+                            .map(|t| t.display_name.clone())
+                            .unwrap_or_default();
+                        let run = domain.start_run(n, &who).await?;
+                        match serde_json::to_value(&run) {
+                            Ok(Value::Object(m)) => Ok(Some(Response {
+                                data: Some(m),
+                                ..Default::default()
+                            })),
+                            _ => Err(CoreError::internal("could not encode the run")),
+                        }
+                    }
+                    Some("record") => {
+                        let version_id = opt_string(d, "version_id")?
+                            .ok_or_else(|| CoreError::invalid("version_id is required"))?;
+                        let outcome = if let Some(step) = opt_string(d, "step")? {
+                            RunOutcome::Step(step)
+                        } else if let Some(e) = opt_string(d, "error")? {
+                            RunOutcome::Failed(e)
+                        } else if params::opt_bool(d, "finished")?.unwrap_or(false) {
+                            RunOutcome::Finished
+                        } else {
+                            return Err(CoreError::invalid("give step, error or finished"));
+                        };
+                        typed(
+                            KIND_SECRET,
+                            &domain.record_run(n, &version_id, &outcome).await?,
+                        )
+                    }
+                    _ => Err(CoreError::invalid("action must be start or record")),
+                }
+            }
+            DomainPath::DueRotations => {
+                require_root(req)?;
+                let keys = domain.due_rotations(model::now()).await?;
+                typed(
+                    KIND_LIST,
+                    &ListPage {
+                        keys,
+                        ..Default::default()
+                    },
                 )
             }
             DomainPath::Destroy => {

@@ -75,12 +75,18 @@ async fn new_versions_take_awscurrent_and_leave_awsprevious() {
             (3, vec![AWSPENDING.into()])
         ]
     );
-    // the latest (highest-numbered) version and the AWSCURRENT one differ now
+    // the highest-numbered version and the AWSCURRENT one differ now: a read that names no
+    // version answers AWSCURRENT, never the staged one; the staged one by its number
     let latest = d
         .read("s", &Selector::latest(), IfGone::Fail)
         .await
         .unwrap();
-    assert_eq!(latest.value.as_deref(), Some("pending"));
+    assert_eq!(latest.value.as_deref(), Some("two"));
+    let staged = d
+        .read("s", &Selector::number(3), IfGone::Fail)
+        .await
+        .unwrap();
+    assert_eq!(staged.value.as_deref(), Some("pending"));
     let current = d
         .read("s", &sel_label(AWSCURRENT), IfGone::Fail)
         .await
@@ -569,22 +575,12 @@ async fn attributes_and_settings() {
     p.attributes.content_type = Some(Some("text/x-password".into()));
     p.attributes.version_tags = Some([("v".to_string(), "1".to_string())].into());
     d.put("t", p).await.unwrap();
-    let rotation = model::RotationSettings {
-        enabled: true,
-        rules: model::RotationRules {
-            automatically_after_days: Some(30),
-            ..Default::default()
-        },
-        rotator_id: Some("rotator".into()),
-        ..Default::default()
-    };
     let s = d
         .set_attributes(
             "t",
             &Attributes {
                 tags: Some([("team".to_string(), "a".to_string())].into()),
                 kms_key_id: Some("alias/k".into()),
-                rotation: Some(rotation.clone()),
                 retention_days: Some(7),
                 ..Default::default()
             },
@@ -595,7 +591,6 @@ async fn attributes_and_settings() {
     assert_eq!(s.description, "db password");
     assert_eq!(s.tags["team"], "a");
     assert_eq!(s.kms_key_id.as_deref(), Some("alias/k"));
-    assert_eq!(s.rotation, Some(rotation));
     assert_eq!(s.retention_days, Some(7));
     let v1 = &s.versions[0];
     assert_eq!(v1.content_type.as_deref(), Some("text/x-password"));
@@ -919,4 +914,161 @@ async fn a_backup_restores_every_version_under_its_name_only() {
     );
     assert!(backup_name(b"CKVB\x01\x00").is_err());
     assert!(backup_name(b"nope").is_err());
+}
+
+#[tokio::test]
+async fn a_rotation_run_is_durable_and_moves_awscurrent_only_when_finished() {
+    use super::rotation::{RotationConfig, RunOutcome, MAX_ATTEMPTS};
+    let (v, locks) = (view().await, PathLocks::default());
+    let d = Domain::new(&v, &locks);
+    d.put("r", put_text("old")).await.unwrap();
+    let cfg = |immediately: bool| RotationConfig {
+        rotator_id: Some("coffer:password".into()),
+        rules: Some(model::RotationRules {
+            schedule_expression: Some("rate(4 hours)".into()),
+            ..Default::default()
+        }),
+        rotate_immediately: immediately,
+        version_id: None,
+        requested_by: "tester".into(),
+    };
+    // a bad rotator or schedule changes nothing
+    let mut bad = cfg(true);
+    bad.rotator_id = Some("ftp://x".into());
+    assert_eq!(
+        d.configure_rotation("r", &bad).await.unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    let mut bad = cfg(true);
+    bad.rules = Some(model::RotationRules {
+        schedule_expression: Some("rate(1 hours)".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        d.configure_rotation("r", &bad).await.unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    assert!(d.describe("r").await.unwrap().rotation.is_none());
+    // start now: the run is due at once, and a second start is refused while it runs
+    let s = d.configure_rotation("r", &cfg(true)).await.unwrap();
+    let run = s.rotation.unwrap().run.unwrap();
+    assert_eq!(run.requested_by, "tester");
+    assert_eq!(
+        d.configure_rotation("r", &cfg(true))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidState
+    );
+    assert_eq!(d.due_rotations(model::now()).await.unwrap(), vec!["r"]);
+    // the scheduler picks the same run up (as after a restart)
+    assert_eq!(d.start_run("r", "schedule").await.unwrap(), run);
+    // finishing before AWSCURRENT moved is a failure; AWSCURRENT stays
+    let s = d
+        .record_run("r", &run.version_id, &RunOutcome::Finished)
+        .await
+        .unwrap();
+    let r = s.rotation.unwrap();
+    assert_eq!(r.run.as_ref().unwrap().attempts, 1);
+    assert!(r.last_error.unwrap().contains("AWSCURRENT"));
+    let current = d
+        .read_as("r", &sel_label(AWSCURRENT), IfGone::Fail, true)
+        .await
+        .unwrap();
+    assert_eq!(current.value.as_deref(), Some("old"));
+    // a retry is not due before its backoff
+    assert!(d.due_rotations(model::now()).await.unwrap().is_empty());
+    // the rotator's four steps: a pending version under the run's id, then AWSCURRENT moves
+    let mut pending = put_text("new");
+    pending.version_id = Some(run.version_id.clone());
+    pending.staging_labels = Some(vec![AWSPENDING.into()]);
+    d.put("r", pending).await.unwrap();
+    for step in ["createSecret", "setSecret", "testSecret"] {
+        d.record_run("r", &run.version_id, &RunOutcome::Step(step.into()))
+            .await
+            .unwrap();
+    }
+    let to = Selector {
+        version_id: Some(run.version_id.clone()),
+        ..Default::default()
+    };
+    d.move_label("r", AWSCURRENT, Some(&to), Some(&Selector::number(1)))
+        .await
+        .unwrap();
+    let s = d
+        .record_run("r", &run.version_id, &RunOutcome::Finished)
+        .await
+        .unwrap();
+    let r = s.rotation.clone().unwrap();
+    assert!(r.run.is_none() && r.last_error.is_none() && r.last_rotated_time.is_some());
+    assert!(
+        r.next_rotation_time.is_some(),
+        "the next rotation is scheduled"
+    );
+    assert_eq!(
+        labels(&s),
+        vec![
+            (1, vec![AWSPREVIOUS.to_string()]),
+            (2, vec![AWSCURRENT.to_string()])
+        ]
+    );
+    // a finished run cannot be recorded again; cancelling turns it off and drops the schedule
+    assert_eq!(
+        d.record_run("r", &run.version_id, &RunOutcome::Step("x".into()))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidState
+    );
+    let s = d.cancel_rotation("r").await.unwrap();
+    let r = s.rotation.unwrap();
+    assert!(!r.enabled && r.next_rotation_time.is_none());
+    assert!(d
+        .due_rotations(model::now() + time::Duration::days(3650))
+        .await
+        .unwrap()
+        .is_empty());
+    // failures give up after MAX_ATTEMPTS, leaving AWSCURRENT alone
+    let s = d.configure_rotation("r", &cfg(true)).await.unwrap();
+    let id = s.rotation.unwrap().run.unwrap().version_id;
+    for _ in 0..MAX_ATTEMPTS {
+        d.record_run("r", &id, &RunOutcome::Failed("testSecret: refused".into()))
+            .await
+            .unwrap();
+    }
+    let r = d.describe("r").await.unwrap().rotation.unwrap();
+    assert!(r.run.is_none());
+    assert_eq!(r.last_error.as_deref(), Some("testSecret: refused"));
+    assert!(r.next_rotation_time.is_some());
+    // the index goes with the secret
+    d.delete_secret("r", &DeleteSecret::default())
+        .await
+        .unwrap();
+    d.purge("r").await.unwrap();
+    assert!(v.list("rotation/").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_pending_version_on_a_vault_only_secret_leaves_the_current_one_current() {
+    let (v, locks) = (view().await, PathLocks::default());
+    let d = Domain::new(&v, &locks);
+    d.put("vo", put_text("one")).await.unwrap();
+    d.put("vo", put_text("two")).await.unwrap();
+    let mut pending = put_text("three");
+    pending.staging_labels = Some(vec![AWSPENDING.into()]);
+    d.put("vo", pending).await.unwrap();
+    let s = d.describe("vo").await.unwrap();
+    assert_eq!(
+        labels(&s),
+        vec![
+            (1, vec![]),
+            (2, vec![AWSCURRENT.to_string()]),
+            (3, vec![AWSPENDING.to_string()])
+        ]
+    );
+    let current = d
+        .read_as("vo", &sel_label(AWSCURRENT), IfGone::Fail, true)
+        .await
+        .unwrap();
+    assert_eq!(current.value.as_deref(), Some("two"));
 }

@@ -1,6 +1,6 @@
 //! The parameters of the kv domain's operations.
 
-use super::super::model::{format_time, Payload, Replica, RotationSettings, SecretMeta};
+use super::super::model::{format_time, Payload, Replica, SecretMeta};
 use super::super::params;
 use super::labels::validate_label;
 use coffer_core::error::{CoreError, Result};
@@ -32,7 +32,8 @@ impl Selector {
     }
 
     /// The version number this selects in `meta`. With several criteria, they must agree.
-    /// Nothing given = the latest (highest-numbered) version.
+    /// Nothing given = the version holding `AWSCURRENT`: the latest (highest-numbered) version
+    /// unless staging labels say otherwise.
     pub fn resolve(&self, meta: &SecretMeta) -> Result<u64> {
         let mut found: Option<u64> = None;
         let mut agree = |n: u64| -> Result<()> {
@@ -74,7 +75,12 @@ impl Selector {
             };
             agree(n)?;
         }
-        Ok(found.unwrap_or(meta.current_version))
+        // nothing given: the version holding AWSCURRENT, so that a version staged under
+        // AWSPENDING (a rotation in progress) is never handed out as the latest
+        Ok(found.unwrap_or_else(|| {
+            meta.version_with_label(super::super::model::AWSCURRENT)
+                .unwrap_or(meta.current_version)
+        }))
     }
 }
 
@@ -117,7 +123,6 @@ pub struct Attributes {
     /// Refuse the change if the secret would end up with more tags than this.
     pub max_tags: Option<usize>,
     pub kms_key_id: Option<String>,
-    pub rotation: Option<RotationSettings>,
     pub resource_policy: Option<String>,
     pub max_versions: Option<u32>,
     pub cas_required: Option<bool>,
@@ -176,9 +181,6 @@ impl Attributes {
         }
         if let Some(k) = &self.kms_key_id {
             meta.kms_key_id = Some(k.clone());
-        }
-        if let Some(r) = &self.rotation {
-            meta.rotation = Some(r.clone());
         }
         if let Some(p) = &self.resource_policy {
             meta.resource_policy = Some(p.clone());

@@ -1,0 +1,488 @@
+//! Rotation state of a secret: its settings (rotator, schedule), the run in progress, and the
+//! index the scheduler reads to find what is due. Every change here is one commit of the
+//! secret's record together with its index entry (`rotation/<name>` below the mount: the time
+//! the secret next needs the scheduler), so the schedule survives restarts and a run
+//! interrupted by a crash is found and resumed with the same version id.
+//!
+//! The four steps themselves (`createSecret`, `setSecret`, `testSecret`, `finishSecret`) are
+//! driven from outside the engine; they record their progress with [`Domain::record_run`].
+
+use super::super::model::{
+    self, format_time, RotationRules, RotationRun, SecretMeta, AWSCURRENT, AWSPENDING,
+};
+use super::super::store::Change;
+use super::labels::detach_label;
+use super::ops::{live, no_secret, Domain};
+use super::views::SecretView;
+use coffer_core::error::{CoreError, ErrorCode, Result};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+/// The prefix of the scheduler's index below a kv mount.
+pub const INDEX_PREFIX: &str = "rotation/";
+/// The four steps, in order.
+pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+/// Failed attempts of one run before it is given up (until the next scheduled rotation).
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// How long an "hour" of rotation schedules lasts, in milliseconds (3,600,000). A test setting
+/// (`rotation { hour = "1s" }` in the server configuration) shortens it so that schedules fire
+/// within a test; it scales every schedule, window and retry delay alike.
+static HOUR_MS: AtomicU64 = AtomicU64::new(3_600_000);
+
+/// Set the length of a schedule "hour" (see [`HOUR_MS`]); at least one millisecond.
+pub fn set_hour_length(d: std::time::Duration) {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+    HOUR_MS.store(ms, Ordering::Relaxed);
+}
+
+fn hours(n: f64) -> Duration {
+    let ms = HOUR_MS.load(Ordering::Relaxed) as f64 * n;
+    Duration::milliseconds(ms.min(i64::MAX as f64 / 2.0) as i64)
+}
+
+/// A rotation's settings as asked for (AWS `RotateSecret`, the Vault dialect's rotation path).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RotationConfig {
+    /// What rotates it (`coffer:<name>`, an `http(s)://` hook, or a Lambda-style ARN mapped to a
+    /// hook by the server's configuration); `None` keeps the stored one.
+    pub rotator_id: Option<String>,
+    /// `None` keeps the stored rules.
+    pub rules: Option<RotationRules>,
+    /// Start a run now (AWS's default), rather than at the next scheduled time.
+    pub rotate_immediately: bool,
+    /// The new version's id (AWS `ClientRequestToken`); a new UUID when absent.
+    pub version_id: Option<String>,
+    /// Who asked (recorded in the run).
+    pub requested_by: String,
+}
+
+/// What a step of a run came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// This step is done.
+    Step(String),
+    /// The run failed at a step, with this error.
+    Failed(String),
+    /// `finishSecret` is done: the new version must now hold `AWSCURRENT`.
+    Finished,
+}
+
+/// The index entry of a secret.
+#[derive(Serialize, Deserialize)]
+struct IndexEntry {
+    due: String,
+}
+
+fn parse_time(t: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Check rules as AWS does: `AutomaticallyAfterDays` 1–1000, or a `ScheduleExpression`
+/// `rate(N hours)` (N ≥ 4) / `rate(N days)` (N ≤ 999); `Duration` `Nh` with 1 ≤ N ≤ 24.
+pub fn validate_rules(rules: &RotationRules) -> Result<()> {
+    match (&rules.automatically_after_days, &rules.schedule_expression) {
+        (Some(_), Some(_)) => {
+            return Err(CoreError::invalid(
+                "give AutomaticallyAfterDays or ScheduleExpression, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(CoreError::invalid(
+                "the rotation rules need AutomaticallyAfterDays or ScheduleExpression",
+            ))
+        }
+        (Some(d), None) if !(1..=1000).contains(d) => {
+            return Err(CoreError::invalid(
+                "AutomaticallyAfterDays must be between 1 and 1000",
+            ))
+        }
+        (_, Some(expr)) => {
+            rate_hours(expr)?;
+        }
+        _ => {}
+    }
+    if let Some(d) = &rules.duration {
+        window_hours(d)?;
+    }
+    Ok(())
+}
+
+/// The interval of a `rate(...)` expression, in hours.
+fn rate_hours(expr: &str) -> Result<f64> {
+    let bad = || {
+        CoreError::invalid(format!(
+            "ScheduleExpression {expr:?} is not valid: use rate(N hours) with N >= 4, or \
+             rate(N days)"
+        ))
+    };
+    if expr.starts_with("cron(") {
+        return Err(CoreError::invalid(
+            "cron() schedules are not supported yet: use rate(N hours) or rate(N days)",
+        ));
+    }
+    let inner = expr
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(bad)?;
+    let (n, unit) = inner.trim().split_once(' ').ok_or_else(bad)?;
+    let n: u32 = n.parse().map_err(|_| bad())?;
+    match unit.trim() {
+        "hour" | "hours" if (4..=999 * 24).contains(&n) => Ok(f64::from(n)),
+        "day" | "days" if (1..=999).contains(&n) => Ok(f64::from(n) * 24.0),
+        _ => Err(bad()),
+    }
+}
+
+/// A window `Nh` (1–24), in hours.
+fn window_hours(d: &str) -> Result<f64> {
+    let n: u32 = d
+        .strip_suffix('h')
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=24).contains(n))
+        .ok_or_else(|| CoreError::invalid(format!("Duration {d:?} must be 1h to 24h")))?;
+    Ok(f64::from(n))
+}
+
+/// When the next rotation after `from` starts: the interval later, at a random point inside
+/// the window when there is one.
+pub fn next_rotation(rules: &RotationRules, from: OffsetDateTime) -> Result<OffsetDateTime> {
+    let interval = match (&rules.automatically_after_days, &rules.schedule_expression) {
+        (Some(d), _) => f64::from(*d) * 24.0,
+        (None, Some(expr)) => rate_hours(expr)?,
+        (None, None) => return Err(CoreError::invalid("no rotation schedule")),
+    };
+    let mut at = from + hours(interval);
+    if let Some(w) = &rules.duration {
+        let w = window_hours(w)?.min(interval);
+        let mut b = [0u8; 8];
+        coffer_core::barrier::random_bytes(&mut b)?;
+        let frac = (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64;
+        at += hours(w * frac);
+    }
+    Ok(at)
+}
+
+/// How long a failed run waits before its next attempt: 30 s doubling, at most an hour (in
+/// schedule time).
+fn retry_delay(attempts: u32) -> Duration {
+    let factor = 2f64.powi(attempts.saturating_sub(1).min(16) as i32);
+    hours((30.0 * factor / 3600.0).min(1.0))
+}
+
+/// When the scheduler next needs to look at a secret, if ever.
+fn due(meta: &SecretMeta) -> Option<String> {
+    let r = meta.rotation.as_ref()?;
+    match &r.run {
+        Some(run) => Some(run.next_attempt_time.clone()),
+        None if r.enabled => r.next_rotation_time.clone(),
+        None => None,
+    }
+}
+
+/// Records to put and keys to delete in one commit.
+type Writes = (Vec<(String, Zeroizing<Vec<u8>>)>, Vec<String>);
+
+/// The index record of `name` for `meta`: a put, or a delete when nothing is due.
+fn index_change(name: &str, meta: &SecretMeta) -> Result<Writes> {
+    let key = format!("{INDEX_PREFIX}{name}");
+    match due(meta) {
+        Some(due) => {
+            let bytes = serde_json::to_vec(&IndexEntry { due })
+                .map_err(|_| CoreError::internal("could not encode the rotation index"))?;
+            Ok((vec![(key, Zeroizing::new(bytes))], vec![]))
+        }
+        None => Ok((vec![], vec![key])),
+    }
+}
+
+fn commit(name: &str, meta: SecretMeta, now: OffsetDateTime) -> Result<Change<SecretView>> {
+    let (puts, deletes) = index_change(name, &meta)?;
+    let view = SecretView::of(&meta, now);
+    Ok(Change::Commit {
+        meta: Some(meta),
+        puts,
+        deletes,
+        result: view,
+    })
+}
+
+fn new_run(version_id: String, requested_by: &str, now: OffsetDateTime) -> RotationRun {
+    RotationRun {
+        version_id,
+        started_time: format_time(now),
+        requested_by: requested_by.to_string(),
+        steps_done: Vec::new(),
+        attempts: 0,
+        next_attempt_time: format_time(now),
+        last_error: None,
+    }
+}
+
+fn check_rotator(id: &str) -> Result<()> {
+    let ok = (id.starts_with("coffer:") && id.len() > 7)
+        || id.starts_with("https://")
+        || id.starts_with("http://")
+        || id.starts_with("arn:");
+    if !ok || id.len() > 2048 || id.chars().any(char::is_control) {
+        return Err(CoreError::invalid(format!(
+            "the rotator {id:?} is not a Coffer rotator (coffer:<name>), a hook URL or a \
+             Lambda ARN"
+        )));
+    }
+    Ok(())
+}
+
+impl Domain<'_> {
+    /// Turn rotation on with `cfg` (merged into the stored settings), starting a run now or
+    /// scheduling the next. `InvalidState` while a run is in progress.
+    pub async fn configure_rotation(&self, name: &str, cfg: &RotationConfig) -> Result<SecretView> {
+        if let Some(id) = &cfg.rotator_id {
+            check_rotator(id)?;
+        }
+        if let Some(r) = &cfg.rules {
+            validate_rules(r)?;
+        }
+        if let Some(v) = &cfg.version_id {
+            uuid::Uuid::try_parse(v)
+                .map_err(|_| CoreError::invalid("the rotation's version id must be a UUID"))?;
+        }
+        self.store
+            .update(self.locks, name, |meta| async move {
+                let now = model::now();
+                let mut meta = live(meta.ok_or_else(|| no_secret(name))?, now)?;
+                meta.upgrade();
+                let mut r = meta.rotation.clone().unwrap_or_default();
+                if r.run.is_some() {
+                    return Err(CoreError::new(
+                        ErrorCode::InvalidState,
+                        "A previous rotation isn't complete. That rotation will be reattempted.",
+                    ));
+                }
+                if let Some(id) = &cfg.rotator_id {
+                    r.rotator_id = Some(id.clone());
+                }
+                if let Some(rules) = &cfg.rules {
+                    r.rules = rules.clone();
+                }
+                if r.rotator_id.is_none() {
+                    return Err(CoreError::invalid(
+                        "No rotator is associated with this secret: name one.",
+                    ));
+                }
+                let scheduled = r.rules.automatically_after_days.is_some()
+                    || r.rules.schedule_expression.is_some();
+                if !scheduled && !cfg.rotate_immediately {
+                    return Err(CoreError::invalid(
+                        "a rotation that does not start now needs rotation rules",
+                    ));
+                }
+                r.enabled = true;
+                if cfg.rotate_immediately {
+                    let id = cfg
+                        .version_id
+                        .clone()
+                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                    if meta.versions.values().any(|v| v.uuid == id) {
+                        return Err(CoreError::new(
+                            ErrorCode::AlreadyExists,
+                            "a version with this id exists already",
+                        ));
+                    }
+                    r.run = Some(new_run(id, &cfg.requested_by, now));
+                    r.next_rotation_time = None;
+                } else {
+                    let from = r
+                        .last_rotated_time
+                        .as_deref()
+                        .and_then(parse_time)
+                        .unwrap_or(now);
+                    r.next_rotation_time = Some(format_time(next_rotation(&r.rules, from)?));
+                }
+                meta.rotation = Some(r);
+                meta.touch(now);
+                commit(name, meta, now)
+            })
+            .await
+    }
+
+    /// Turn rotation off and drop a run in progress (a version it left under `AWSPENDING` keeps
+    /// the label, as in AWS).
+    pub async fn cancel_rotation(&self, name: &str) -> Result<SecretView> {
+        self.store
+            .update(self.locks, name, |meta| async move {
+                let now = model::now();
+                let mut meta = live(meta.ok_or_else(|| no_secret(name))?, now)?;
+                meta.upgrade();
+                let mut r = meta.rotation.clone().unwrap_or_default();
+                r.enabled = false;
+                r.run = None;
+                r.next_rotation_time = None;
+                meta.rotation = Some(r);
+                meta.touch(now);
+                commit(name, meta, now)
+            })
+            .await
+    }
+
+    /// The secrets whose rotation is due at `now` (a run to start or to retry).
+    pub async fn due_rotations(&self, now: OffsetDateTime) -> Result<Vec<String>> {
+        let mut due = Vec::new();
+        let mut folders = vec![String::new()];
+        while let Some(folder) = folders.pop() {
+            let prefix = format!("{INDEX_PREFIX}{folder}");
+            for k in self.store.view.list(&prefix).await? {
+                let rel = format!("{folder}{k}");
+                if k.ends_with('/') {
+                    folders.push(rel);
+                    continue;
+                }
+                let key = format!("{INDEX_PREFIX}{rel}");
+                let entry: Option<IndexEntry> = self.store.view.get_json(&key).await?;
+                if entry
+                    .and_then(|e| parse_time(&e.due))
+                    .is_some_and(|t| t <= now)
+                {
+                    due.push(rel);
+                }
+            }
+        }
+        due.sort();
+        Ok(due)
+    }
+
+    /// The run of a due rotation: the one in progress, or a new scheduled one. `InvalidState`
+    /// when nothing is due (the caller lost a race, or the secret was deleted).
+    pub async fn start_run(&self, name: &str, requested_by: &str) -> Result<RotationRun> {
+        self.store
+            .update(self.locks, name, |meta| async move {
+                let now = model::now();
+                let mut meta = live(meta.ok_or_else(|| no_secret(name))?, now)?;
+                let mut r = meta.rotation.clone().unwrap_or_default();
+                if let Some(run) = &r.run {
+                    return Ok(Change::None(run.clone()));
+                }
+                let scheduled = r
+                    .next_rotation_time
+                    .as_deref()
+                    .and_then(parse_time)
+                    .is_some_and(|t| t <= now);
+                if !r.enabled || !scheduled {
+                    return Err(CoreError::new(
+                        ErrorCode::InvalidState,
+                        format!("no rotation of {name:?} is due"),
+                    ));
+                }
+                meta.upgrade();
+                let run = new_run(uuid::Uuid::new_v4().to_string(), requested_by, now);
+                r.run = Some(run.clone());
+                r.next_rotation_time = None;
+                meta.rotation = Some(r);
+                meta.touch(now);
+                let (puts, deletes) = index_change(name, &meta)?;
+                Ok(Change::Commit {
+                    meta: Some(meta),
+                    puts,
+                    deletes,
+                    result: run,
+                })
+            })
+            .await
+    }
+
+    /// Record what a step of the run for `version_id` came to. A finished run must have moved
+    /// `AWSCURRENT` to the new version; `AWSPENDING` then leaves it, the rotation time is
+    /// recorded and the next one scheduled. A failure is retried with backoff, at most
+    /// [`MAX_ATTEMPTS`] times. `InvalidState` when that run is no longer current (cancelled).
+    pub async fn record_run(
+        &self,
+        name: &str,
+        version_id: &str,
+        outcome: &RunOutcome,
+    ) -> Result<SecretView> {
+        self.store
+            .update(self.locks, name, |meta| async move {
+                let now = model::now();
+                let mut meta = live(meta.ok_or_else(|| no_secret(name))?, now)?;
+                meta.upgrade();
+                let mut r = meta.rotation.clone().unwrap_or_default();
+                let Some(mut run) = r.run.clone().filter(|run| run.version_id == version_id) else {
+                    return Err(CoreError::new(
+                        ErrorCode::InvalidState,
+                        format!("the rotation {version_id} of {name:?} is not in progress"),
+                    ));
+                };
+                let outcome = match outcome {
+                    RunOutcome::Finished => {
+                        let current = meta.version_with_label(AWSCURRENT);
+                        let new = meta
+                            .versions
+                            .iter()
+                            .find(|(_, v)| v.uuid == version_id)
+                            .map(|(n, _)| *n);
+                        match (current, new) {
+                            (Some(c), Some(n)) if c == n => RunOutcome::Finished,
+                            _ => RunOutcome::Failed(
+                                "finishSecret did not move AWSCURRENT to the new version".into(),
+                            ),
+                        }
+                    }
+                    other => other.clone(),
+                };
+                match outcome {
+                    RunOutcome::Step(step) => {
+                        if !run.steps_done.contains(&step) {
+                            run.steps_done.push(step);
+                        }
+                        r.run = Some(run);
+                    }
+                    RunOutcome::Failed(error) => {
+                        run.attempts += 1;
+                        run.last_error = Some(error.clone());
+                        r.last_error = Some(error);
+                        if run.attempts >= MAX_ATTEMPTS {
+                            // given up until the next scheduled rotation
+                            r.run = None;
+                            r.next_rotation_time = if r.rules.automatically_after_days.is_some()
+                                || r.rules.schedule_expression.is_some()
+                            {
+                                Some(format_time(next_rotation(&r.rules, now)?))
+                            } else {
+                                None
+                            };
+                        } else {
+                            run.steps_done.clear();
+                            run.next_attempt_time = format_time(now + retry_delay(run.attempts));
+                            r.run = Some(run);
+                        }
+                    }
+                    RunOutcome::Finished => {
+                        if let Some(n) = meta.version_with_label(AWSPENDING) {
+                            detach_label(&mut meta, AWSPENDING, n, now)?;
+                        }
+                        r.run = None;
+                        r.last_error = None;
+                        r.last_rotated_time = Some(format_time(now));
+                        r.next_rotation_time = if r.rules.automatically_after_days.is_some()
+                            || r.rules.schedule_expression.is_some()
+                        {
+                            Some(format_time(next_rotation(&r.rules, now)?))
+                        } else {
+                            None
+                        };
+                    }
+                }
+                meta.rotation = Some(r);
+                meta.touch(now);
+                commit(name, meta, now)
+            })
+            .await
+    }
+}
+
+/// The index key of a secret (removed with the secret).
+pub(super) fn index_key(name: &str) -> String {
+    format!("{INDEX_PREFIX}{name}")
+}
