@@ -1,8 +1,10 @@
-//! The load engine: N keep-alive HTTP/1.1 connections to one loopback address, each driven by
-//! its own task sending one request at a time (closed loop), or on a fixed schedule (open loop,
-//! `rate`). Every run is bounded by a duration and/or a request count and by a hard time cap.
+//! The load engine: N keep-alive HTTP/1.1 connections (plain or TLS) to one loopback address,
+//! each driven by its own task sending one request at a time (closed loop), or on a fixed
+//! schedule (open loop, `rate`). Every run is bounded by a duration and/or a request count and
+//! by a hard time cap.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,9 +15,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
 
 pub type Body = Full<Bytes>;
 /// Builds request number `seq` (unique across all connections of one run).
@@ -25,15 +31,82 @@ pub type MakeReq = Arc<dyn Fn(u64) -> Result<Request<Body>> + Send + Sync>;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One keep-alive HTTP/1.1 client connection.
+/// A TLS client setup: trusts only the given CA and checks the server's certificate for one name.
+#[derive(Clone)]
+pub struct Tls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl Tls {
+    /// Trust the PEM certificate(s) in `ca_file` (nothing else); the server's certificate must
+    /// be valid for `name` (a DNS name, or an IP address as an IP SAN).
+    pub fn new(ca_file: &Path, name: &str) -> Result<Tls> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca_file)
+            .with_context(|| format!("reading {}", ca_file.display()))?
+        {
+            let c = c.with_context(|| format!("parsing {}", ca_file.display()))?;
+            roots
+                .add(c)
+                .with_context(|| format!("CA certificate in {}", ca_file.display()))?;
+        }
+        if roots.is_empty() {
+            bail!("no certificate in {}", ca_file.display());
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = ServerName::try_from(name.to_string())
+            .map_err(|e| anyhow!("bad TLS server name {name:?}: {e}"))?;
+        Ok(Tls {
+            connector: TlsConnector::from(Arc::new(cfg)),
+            name,
+        })
+    }
+}
+
+/// Where the load goes: a loopback address, over plain TCP or TLS.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub tls: Option<Tls>,
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Target {
+        Target { addr, tls: None }
+    }
+}
+
+/// HTTP/1.1 over `io`; the connection is driven by its own task.
+async fn handshake<T>(io: T, addr: SocketAddr) -> Result<SendRequest<Body>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .with_context(|| format!("HTTP handshake with {addr}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One keep-alive HTTP/1.1 client connection (TLS is set up once, when it is opened).
 pub struct Conn {
-    addr: SocketAddr,
+    target: Target,
     sender: SendRequest<Body>,
     pub reconnects: u64,
 }
 
 impl Conn {
-    pub async fn open(addr: SocketAddr) -> Result<Conn> {
+    pub async fn open(target: impl Into<Target>) -> Result<Conn> {
+        let target = target.into();
+        let addr = target.addr;
         if !addr.ip().is_loopback() {
             bail!("refusing to send load to non-loopback address {addr}");
         }
@@ -42,14 +115,21 @@ impl Conn {
             .map_err(|_| anyhow!("connecting to {addr} timed out"))?
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .with_context(|| format!("HTTP handshake with {addr}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let sender = match &target.tls {
+            None => handshake(stream, addr).await?,
+            Some(tls) => {
+                let tls_stream = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tls.connector.connect(tls.name.clone(), stream),
+                )
+                .await
+                .map_err(|_| anyhow!("TLS handshake with {addr} timed out"))?
+                .with_context(|| format!("TLS handshake with {addr}"))?;
+                handshake(tls_stream, addr).await?
+            }
+        };
         Ok(Conn {
-            addr,
+            target,
             sender,
             reconnects: 0,
         })
@@ -58,7 +138,7 @@ impl Conn {
     /// Send one request and read the whole answer (status, body).
     pub async fn send(&mut self, req: Request<Body>) -> Result<(StatusCode, Bytes)> {
         if self.sender.is_closed() {
-            let fresh = Conn::open(self.addr).await?;
+            let fresh = Conn::open(self.target.clone()).await?;
             self.sender = fresh.sender;
             self.reconnects += 1;
         }
@@ -126,9 +206,11 @@ struct WorkerOut {
     reconnects: u64,
 }
 
-/// Run `make`'s requests against `addr` as `load` says. Any non-2xx answer, transport error or
-/// timeout stops the whole run and is returned as the error.
-pub async fn run(addr: SocketAddr, load: &Load, make: MakeReq) -> Result<Run> {
+/// Run `make`'s requests against `target` as `load` says (every connection is opened, and its
+/// TLS handshake done, before the run starts). Any non-2xx answer, transport error or timeout
+/// stops the whole run and is returned as the error.
+pub async fn run(target: impl Into<Target>, load: &Load, make: MakeReq) -> Result<Run> {
+    let target = target.into();
     if load.connections == 0 {
         bail!("need at least one connection");
     }
@@ -137,7 +219,7 @@ pub async fn run(addr: SocketAddr, load: &Load, make: MakeReq) -> Result<Run> {
     }
     let mut conns = Vec::with_capacity(load.connections);
     for _ in 0..load.connections {
-        conns.push(Conn::open(addr).await?);
+        conns.push(Conn::open(target.clone()).await?);
     }
     let start = Instant::now() + Duration::from_millis(5);
     let record_from = start + load.warmup;

@@ -38,6 +38,8 @@ pub enum Scenario {
     Kv2ReadNoaudit,
     /// SigV4-signed Secrets Manager GetSecretValue vs a kv v2 read on the same server (audit on)
     AwsGet,
+    /// Azure Key Vault GET secret vs a kv v2 read, both over TLS on the same server (audit on)
+    AzureGet,
     /// GET auth/token/lookup-self (audit on)
     TokenLookup,
     /// POST auth/approle/login (audit on)
@@ -220,6 +222,7 @@ async fn run(cli: Cli) -> Result<bool> {
             Scenario::Kv2Read,
             Scenario::Kv2ReadNoaudit,
             Scenario::AwsGet,
+            Scenario::AzureGet,
             Scenario::TokenLookup,
             Scenario::ApproleLogin,
             Scenario::List,

@@ -175,6 +175,28 @@ impl Coffer {
         }
     }
 
+    /// The dev server's HTTPS listener and the CA certificate it is signed by, from the lines
+    /// `CA certificate: <path>` and `==> Coffer server listening on https://<addr> ...` of its
+    /// output (printed before it serves, so normally there once [`Coffer::wait_listening`] is).
+    pub async fn dev_tls(&mut self) -> Result<(SocketAddr, PathBuf)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(found) = parse_dev_tls(&text) {
+                return found;
+            }
+            self.check_alive()?;
+            if Instant::now() >= deadline {
+                bail!(
+                    "coffer (pid {}) printed no HTTPS listener and CA certificate{}",
+                    self.pid,
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// An error if the process has exited.
     pub fn check_alive(&mut self) -> Result<()> {
         if let Some(c) = self.child.as_mut() {
@@ -243,6 +265,27 @@ impl Coffer {
                 Ok(()) => Err(e),
             },
         }
+    }
+}
+
+/// `(HTTPS address, CA path)` from a dev server's output, once both lines are there.
+fn parse_dev_tls(out: &str) -> Option<Result<(SocketAddr, PathBuf)>> {
+    let mut ca = None;
+    let mut addr = None;
+    for line in out.lines() {
+        if let Some(p) = line.strip_prefix("CA certificate: ") {
+            ca = Some(PathBuf::from(p.trim_end()));
+        } else if let Some(rest) = line.strip_prefix("==> Coffer server listening on https://") {
+            let a = rest.split_whitespace().next().unwrap_or_default();
+            addr = Some(
+                a.parse::<SocketAddr>()
+                    .with_context(|| format!("HTTPS listener address {a:?}")),
+            );
+        }
+    }
+    match (addr?, ca?) {
+        (Ok(a), ca) => Some(Ok((a, ca))),
+        (Err(e), _) => Some(Err(e)),
     }
 }
 
@@ -413,5 +456,24 @@ pub async fn api_retry(
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_tls_lines() {
+        let out = "==> Coffer server started in dev mode (in-memory storage, unsealed).\n\
+            CA certificate: /tmp/x/coffer-dev-tls-1/ca.pem\n\
+            Root Token: r\n\
+            ==> Coffer server listening on http://127.0.0.1:4000 (version 0.1.0)\n";
+        assert!(parse_dev_tls(out).is_none(), "no HTTPS line yet");
+        let out =
+            format!("{out}==> Coffer server listening on https://127.0.0.1:4001 (version 0.1.0)\n");
+        let (addr, ca) = parse_dev_tls(&out).unwrap().unwrap();
+        assert_eq!(addr, "127.0.0.1:4001".parse().unwrap());
+        assert_eq!(ca, PathBuf::from("/tmp/x/coffer-dev-tls-1/ca.pem"));
     }
 }

@@ -2,6 +2,7 @@
 //! end) and appends its rows to `Ctx::rows`; an error becomes an "error: ..." row.
 
 mod aws;
+mod azure;
 mod baselines;
 mod dev_server;
 mod file_storage;
@@ -15,7 +16,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::load::{self, Load, MakeReq, Summary};
+use crate::load::{self, Load, MakeReq, Summary, Target};
 use crate::report::Row;
 use crate::server::{self, Coffer};
 use crate::{dur, Scenario, Settings};
@@ -133,16 +134,17 @@ impl Ctx {
     async fn measure(
         &self,
         srv: Option<&mut Coffer>,
-        addr: SocketAddr,
+        target: impl Into<Target>,
         load: &Load,
         make: MakeReq,
     ) -> Result<(Summary, Vec<f64>, usize)> {
+        let target = target.into();
         let mut sums = Vec::with_capacity(self.s.repeat);
         let mut bytes = 0;
         let mut reconnects = 0;
         let mut srv = srv;
         for _ in 0..self.s.repeat {
-            let r = load::run(addr, load, make.clone()).await;
+            let r = load::run(target.clone(), load, make.clone()).await;
             let r = match srv.as_deref_mut() {
                 Some(s) => s.explain(r)?,
                 None => r?,
@@ -171,6 +173,7 @@ impl Ctx {
             Scenario::Kv2Read => "kv2-read",
             Scenario::Kv2ReadNoaudit => "kv2-read-noaudit",
             Scenario::AwsGet => "aws-get",
+            Scenario::AzureGet => "azure-get",
             Scenario::TokenLookup => "token-lookup",
             Scenario::ApproleLogin => "approle-login",
             Scenario::List => "list",
@@ -186,6 +189,7 @@ impl Ctx {
             Scenario::Kv2Read => self.kv2_read(true).await,
             Scenario::Kv2ReadNoaudit => self.kv2_read(false).await,
             Scenario::AwsGet => self.aws_get().await,
+            Scenario::AzureGet => self.azure_get().await,
             Scenario::TokenLookup => self.token_lookup().await,
             Scenario::ApproleLogin => self.approle_login().await,
             Scenario::List => self.list().await,
