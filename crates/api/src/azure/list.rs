@@ -121,14 +121,15 @@ pub async fn list_secrets(ctx: &Ctx<'_>, paging: &Paging, deleted: bool) -> OpRe
 
 /// GET /secrets/{name}/versions.
 pub async fn list_versions(ctx: &Ctx<'_>, name: &str, paging: &Paging) -> OpResult {
-    let (used, result) = super::ops::spelled(ctx, name, |n| async move {
-        ctx.call(Operation::Read, &format!("domain/secrets/{n}"), Map::new())
+    let mut d = Map::new();
+    d.insert("fold_case".into(), Value::from(true));
+    let s: SecretView = view(
+        ctx.call(Operation::Read, &format!("domain/secrets/{name}"), d)
             .await
-    })
-    .await?;
-    let s: SecretView = view(result.map_err(|e| AzureError::for_secret(&e, &used, None, false))?)?;
+            .map_err(|e| AzureError::for_secret(&e, name, None, false))?,
+    )?;
     if s.deletion.is_some() {
-        return Err(AzureError::secret_not_found(&used));
+        return Err(AzureError::secret_not_found(name));
     }
     let start: usize = match &paging.skip {
         None => 0,

@@ -1,17 +1,11 @@
-//! Key Vault names and versions, the request's host (ids, the challenge's resource, the vault
-//! name), and the case-insensitive lookup of a name.
+//! Key Vault names and versions, and the request's host (ids, the challenge's resource, the
+//! vault name).
 //!
 //! A name is `[0-9a-zA-Z-]{1,127}` and matched without regard to case; a secret keeps the case
-//! it was created with. The lookup runs with the caller's own rights: the exact spelling is
-//! asked for first; only when no such secret exists are the mount's names listed (which needs
-//! `list` on `<mount>metadata/` and shows only what the caller may read) for another spelling.
-//! So the ACL always judges the stored name, whatever spelling the request used.
+//! it was created with. The kv domain resolves the spelling (the operations ask with
+//! `fold_case`), judging the caller's rights on the stored name as well as on the asked one.
 
 use super::error::AzureError;
-use super::Ctx;
-use coffer_core::request::Operation;
-use coffer_engines::kv::domain::ListPage;
-use serde_json::{Map, Value};
 
 /// The longest name Key Vault accepts.
 pub const MAX_NAME: usize = 127;
@@ -125,66 +119,6 @@ pub fn resource(host: &str) -> String {
     match port {
         Some(p) => format!("https://{rest}:{p}"),
         None => format!("https://{rest}"),
-    }
-}
-
-/// Where a name was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    /// The stored spelling.
-    pub name: String,
-    /// Scheduled for deletion.
-    pub deleted: bool,
-}
-
-/// The stored spelling of `name` other than `name` itself, among the secrets the caller may
-/// list (live ones first, then those scheduled for deletion). `None` when there is none, or the
-/// caller may not list. More than one other spelling is a conflict the caller must resolve
-/// through another dialect.
-pub async fn other_spelling(ctx: &Ctx<'_>, name: &str) -> Result<Option<Found>, AzureError> {
-    let mut found: Vec<Found> = Vec::new();
-    for deleted in [false, true] {
-        let mut token: Option<String> = None;
-        loop {
-            let mut data = Map::new();
-            data.insert("page_size".into(), Value::from(1000));
-            data.insert("deleted".into(), Value::from(deleted));
-            if let Some(t) = &token {
-                data.insert("next_token".into(), Value::from(t.clone()));
-            }
-            let page: ListPage = match ctx.call(Operation::List, "domain/secrets/", data).await {
-                Ok(resp) => match super::render::view(resp) {
-                    Ok(p) => p,
-                    Err(_) => return Ok(None),
-                },
-                // no right to list: only the exact spelling can be found
-                Err(_) => return Ok(None),
-            };
-            for k in &page.keys {
-                if k != name && k.eq_ignore_ascii_case(name) && is_legal(k) {
-                    found.push(Found {
-                        name: k.clone(),
-                        deleted,
-                    });
-                }
-            }
-            match page.next_token {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-    }
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop()),
-        _ => Err(AzureError::new(
-            axum::http::StatusCode::CONFLICT,
-            "Conflict",
-            format!(
-                "More than one secret is named {name} when case is ignored; rename or remove \
-                 all but one of them through another dialect."
-            ),
-        )),
     }
 }
 

@@ -3,13 +3,13 @@
 //! secret ([`names::other_spelling`]).
 
 use super::error::AzureError;
-use super::names::{self, Found};
+use super::names;
 use super::render::{self, latest, view, RECOVERABLE_DAYS};
 use super::{Answer, Ctx, OpResult};
 use base64::Engine as _;
 use coffer_core::error::{CoreError, ErrorCode};
 use coffer_core::request::{Operation, Response};
-use coffer_engines::kv::domain::{backup_name, is_missing_secret, SecretView, VersionView};
+use coffer_engines::kv::domain::{backup_name, SecretView, VersionView};
 use serde_json::{Map, Value};
 
 /// Key Vault's limit on a secret's value.
@@ -19,32 +19,23 @@ const MAX_TAGS: usize = 15;
 const MAX_TAG_KEY: usize = 512;
 const MAX_TAG_VALUE: usize = 256;
 
-/// Run `call` under `name`; if no secret has that spelling, once more under the stored one (if
-/// the caller may see it). Answers the spelling used and the call's result.
-pub(super) async fn spelled<F, Fut>(
-    ctx: &Ctx<'_>,
-    name: &str,
-    call: F,
-) -> Result<(String, Result<Response, CoreError>), AzureError>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<Response, CoreError>>,
-{
-    let first = call(name.to_string()).await;
-    match &first {
-        Err(e) if is_missing_secret(e) => match names::other_spelling(ctx, name).await? {
-            Some(Found { name: other, .. }) => {
-                let again = call(other.clone()).await;
-                Ok((other, again))
-            }
-            None => Ok((name.to_string(), first)),
-        },
-        _ => Ok((name.to_string(), first)),
-    }
+/// Parameters, with `fold_case` (Key Vault's names ignore case).
+fn data(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
+    let mut d: Map<String, Value> = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    d.insert("fold_case".into(), Value::from(true));
+    d
 }
 
-fn data(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+/// One core request on `domain/<collection>/<name>`.
+async fn call(
+    ctx: &Ctx<'_>,
+    op: Operation,
+    collection: &str,
+    name: &str,
+    d: Map<String, Value>,
+) -> Result<Response, CoreError> {
+    ctx.call(op, &format!("domain/{collection}/{name}"), d)
+        .await
 }
 
 /// `contentType`, `tags` and `attributes` (`enabled`, `nbf`, `exp`) of a set or update body,
@@ -141,32 +132,14 @@ pub async fn set(ctx: &Ctx<'_>, name: &str, body: &Map<String, Value>) -> OpResu
     }
     let mut d = properties(body)?;
     d.insert("text".into(), Value::from(value.as_str()));
-    let put = |n: String, must_exist: bool| {
-        let mut d = d.clone();
-        d.insert("must_exist".into(), Value::from(must_exist));
-        async move {
-            ctx.call(Operation::Update, &format!("domain/versions/{n}"), d)
-                .await
-        }
-    };
-    // an existing secret of this spelling, else of another, else a new one of this spelling
-    let (used, result) = match put(name.to_string(), true).await {
-        Err(e) if is_missing_secret(&e) => match names::other_spelling(ctx, name).await? {
-            Some(Found {
-                deleted: true,
-                name,
-            }) => return Err(AzureError::deleted_conflict(&name)),
-            Some(Found { name: other, .. }) => {
-                let r = put(other.clone(), true).await;
-                (other, r)
-            }
-            None => (name.to_string(), put(name.to_string(), false).await),
-        },
-        r => (name.to_string(), r),
-    };
-    let v: VersionView = view(result.map_err(|e| AzureError::for_secret(&e, &used, None, true))?)?;
+    d.insert("fold_case".into(), Value::from(true));
+    let v: VersionView = view(
+        call(ctx, Operation::Update, "versions", name, d)
+            .await
+            .map_err(|e| AzureError::for_secret(&e, name, None, true))?,
+    )?;
     Ok(Answer::Json(ctx.bundle(
-        &used,
+        &v.name,
         &v,
         None,
         Some(value.clone()),
@@ -179,22 +152,17 @@ pub async fn get(ctx: &Ctx<'_>, name: &str, version: Option<String>) -> OpResult
     if let Some(v) = &version {
         d.insert("version_id".into(), Value::from(v.clone()));
     }
-    let (used, result) = spelled(ctx, name, |n| {
-        let d = d.clone();
-        async move {
-            ctx.call(Operation::Read, &format!("domain/versions/{n}"), d)
-                .await
-        }
-    })
-    .await?;
-    let mut v: VersionView =
-        view(result.map_err(|e| AzureError::for_secret(&e, &used, version.as_deref(), false))?)?;
+    let mut v: VersionView = view(
+        call(ctx, Operation::Read, "versions", name, d)
+            .await
+            .map_err(|e| AzureError::for_secret(&e, name, version.as_deref(), false))?,
+    )?;
     let value = match (v.value.take(), v.data.take()) {
         (Some(text), _) => text,
         (None, Some(object)) => Value::Object(object).to_string(),
         (None, None) => String::new(),
     };
-    Ok(Answer::Json(ctx.bundle(&used, &v, None, Some(value))))
+    Ok(Answer::Json(ctx.bundle(&v.name, &v, None, Some(value))))
 }
 
 /// PATCH /secrets/{name}/[{version}]: a version's properties (tags given replace its tags).
@@ -205,25 +173,21 @@ pub async fn update(
     body: &Map<String, Value>,
 ) -> OpResult {
     let mut d = properties(body)?;
+    d.insert("fold_case".into(), Value::from(true));
     if let Some(v) = &version {
         d.insert("version_id".into(), Value::from(v.clone()));
     }
-    let (used, result) = spelled(ctx, name, |n| {
-        let d = d.clone();
-        async move {
-            ctx.call(Operation::Update, &format!("domain/secrets/{n}"), d)
-                .await
-        }
-    })
-    .await?;
-    let s: SecretView =
-        view(result.map_err(|e| AzureError::for_secret(&e, &used, version.as_deref(), true))?)?;
+    let s: SecretView = view(
+        call(ctx, Operation::Update, "secrets", name, d)
+            .await
+            .map_err(|e| AzureError::for_secret(&e, name, version.as_deref(), true))?,
+    )?;
     let v = match &version {
         Some(hex) => s.versions.iter().find(|v| v.id_hex() == *hex),
         None => latest(&s),
     }
-    .ok_or_else(|| AzureError::secret_not_found(&used))?;
-    Ok(Answer::Json(ctx.bundle(&used, v, Some(&s), None)))
+    .ok_or_else(|| AzureError::secret_not_found(name))?;
+    Ok(Answer::Json(ctx.bundle(&s.name, v, Some(&s), None)))
 }
 
 /// DELETE /secrets/{name}: soft deletion, recoverable for 90 days.
@@ -232,15 +196,11 @@ pub async fn delete(ctx: &Ctx<'_>, name: &str) -> OpResult {
         "recovery_window_secs",
         Value::from(u64::from(RECOVERABLE_DAYS) * 86_400),
     )]);
-    let (used, result) = spelled(ctx, name, |n| {
-        let d = d.clone();
-        async move {
-            ctx.call(Operation::Delete, &format!("domain/secrets/{n}"), d)
-                .await
-        }
-    })
-    .await?;
-    let s: SecretView = view(result.map_err(|e| AzureError::for_secret(&e, &used, None, false))?)?;
+    let s: SecretView = view(
+        call(ctx, Operation::Delete, "secrets", name, d)
+            .await
+            .map_err(|e| AzureError::for_secret(&e, name, None, false))?,
+    )?;
     Ok(Answer::Json(ctx.deleted_bundle(&s)))
 }
 
@@ -254,41 +214,32 @@ fn deleted_error(e: &CoreError, name: &str) -> AzureError {
 
 /// GET /deletedsecrets/{name}.
 pub async fn get_deleted(ctx: &Ctx<'_>, name: &str) -> OpResult {
-    let (used, result) = spelled(ctx, name, |n| async move {
-        ctx.call(Operation::Read, &format!("domain/secrets/{n}"), Map::new())
+    let s: SecretView = view(
+        call(ctx, Operation::Read, "secrets", name, data(vec![]))
             .await
-    })
-    .await?;
-    let s: SecretView = view(result.map_err(|e| deleted_error(&e, &used))?)?;
+            .map_err(|e| deleted_error(&e, name))?,
+    )?;
     if s.deletion.is_none() {
-        return Err(AzureError::deleted_not_found(&used));
+        return Err(AzureError::deleted_not_found(name));
     }
     Ok(Answer::Json(ctx.deleted_bundle(&s)))
 }
 
 /// POST /deletedsecrets/{name}/recover.
 pub async fn recover(ctx: &Ctx<'_>, name: &str) -> OpResult {
-    let (used, result) = spelled(ctx, name, |n| async move {
-        ctx.call(
-            Operation::Update,
-            &format!("domain/restore/{n}"),
-            Map::new(),
-        )
-        .await
-    })
-    .await?;
-    let s: SecretView = view(result.map_err(|e| deleted_error(&e, &used))?)?;
+    let s: SecretView = view(
+        call(ctx, Operation::Update, "restore", name, data(vec![]))
+            .await
+            .map_err(|e| deleted_error(&e, name))?,
+    )?;
     secret_bundle(ctx, &s)
 }
 
 /// DELETE /deletedsecrets/{name}: 204.
 pub async fn purge(ctx: &Ctx<'_>, name: &str) -> OpResult {
-    let (used, result) = spelled(ctx, name, |n| async move {
-        ctx.call(Operation::Delete, &format!("domain/purge/{n}"), Map::new())
-            .await
-    })
-    .await?;
-    result.map_err(|e| deleted_error(&e, &used))?;
+    call(ctx, Operation::Delete, "purge", name, data(vec![]))
+        .await
+        .map_err(|e| deleted_error(&e, name))?;
     Ok(Answer::NoContent)
 }
 
@@ -302,12 +253,9 @@ fn secret_bundle(ctx: &Ctx<'_>, s: &SecretView) -> OpResult {
 
 /// POST /secrets/{name}/backup: `{"value": <base64url, unpadded>}`.
 pub async fn backup(ctx: &Ctx<'_>, name: &str) -> OpResult {
-    let (used, result) = spelled(ctx, name, |n| async move {
-        ctx.call(Operation::Read, &format!("domain/backup/{n}"), Map::new())
-            .await
-    })
-    .await?;
-    let resp = result.map_err(|e| AzureError::for_secret(&e, &used, None, false))?;
+    let resp = call(ctx, Operation::Read, "backup", name, data(vec![]))
+        .await
+        .map_err(|e| AzureError::for_secret(&e, name, None, false))?;
     let blob = resp
         .data
         .as_ref()
@@ -346,9 +294,6 @@ pub async fn restore(ctx: &Ctx<'_>, body: &Map<String, Value>) -> OpResult {
         return Err(AzureError::bad_parameter(
             "The backup is of a secret whose name Key Vault does not accept.",
         ));
-    }
-    if let Some(found) = names::other_spelling(ctx, &name).await? {
-        return Err(exists(&found.name));
     }
     let d = data(vec![(
         "backup",

@@ -66,6 +66,9 @@ pub struct KvEngine {
     /// `ttl` field (the mount's `default_lease_ttl` when set).
     default_ttl_secs: u64,
     locks: PathLocks,
+    /// Held on a lowercased name while a case-folding write decides whether it creates a
+    /// secret ([`domain::fold`]).
+    fold_locks: PathLocks,
 }
 
 impl std::fmt::Debug for KvEngine {
@@ -85,6 +88,7 @@ impl KvEngine {
             version,
             default_ttl_secs: DEFAULT_LEASE_TTL_SECS,
             locks: PathLocks::default(),
+            fold_locks: PathLocks::default(),
         }
     }
 

@@ -188,6 +188,9 @@ impl KvEngine {
         match route.captures(req.path).opt("path") {
             Some(p) if !p.is_empty() && !p.ends_with('/') => {
                 let domain = domain::Domain::new(req.storage, &self.locks);
+                if params::opt_bool(req.data, "fold_case")?.unwrap_or(false) {
+                    return Ok(Some(domain.exists_folded(p).await?));
+                }
                 Ok(Some(domain.exists(p).await?))
             }
             _ => Ok(None),
@@ -203,6 +206,9 @@ impl KvEngine {
         let p = route.captures(req.path).opt("path").unwrap_or("");
         let handler = V2_PATHS.handler(route, req.operation)?;
         if let Domain(op) = handler {
+            if params::opt_bool(req.data, "fold_case")?.unwrap_or(false) {
+                return self.handle_folded(req, op, p, &self.fold_locks).await;
+            }
             return self.handle_domain(req, op, p).await;
         }
         let domain = domain::Domain::new(req.storage, &self.locks);

@@ -21,6 +21,7 @@
 //! `domain/` paths documented in [`routes`]. Results are the neutral views of [`views`].
 
 mod backup;
+mod fold;
 mod labels;
 mod ops;
 mod put;

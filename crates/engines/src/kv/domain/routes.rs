@@ -56,6 +56,8 @@
 //!   `metadata/<name>` the caller may read are listed.
 //! - labels: `label` (required), `to_*` and/or `from_*` selectors.
 //! - destroy: `versions` (list of numbers) and/or `version_ids` (list).
+//! - `fold_case` (bool, on any path naming one secret): the name ignores case (Azure's rule;
+//!   see [`super::fold`]).
 //! - rotation: `rotator_id`, `rules` (`{automatically_after_days, schedule_expression,
 //!   duration}`), `rotate_immediately` (bool, default true), `version_id` (UUID of the new
 //!   version), `cancel` (bool: turn rotation off, dropping a run in progress). The run records
