@@ -24,6 +24,7 @@ mod lease;
 mod operator;
 mod output;
 mod policy;
+mod rotate;
 mod secrets;
 mod token;
 
@@ -110,6 +111,8 @@ enum Command {
     Unwrap(generic::UnwrapCmd),
     /// Manage audit devices and verify audit logs
     Audit(audit::AuditCmd),
+    /// Rotate kv secrets automatically: start, cancel, show, status
+    Rotate(rotate::RotateCmd),
     /// Print the version
     Version,
 }
@@ -230,6 +233,7 @@ fn run(cli: Cli) -> CliResult {
         },
         Command::Kv(cmd) => kv::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Rotate(cmd) => rotate::run(cmd),
         Command::Login(cmd) => token::run_login(cmd),
         Command::Token(cmd) => token::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),

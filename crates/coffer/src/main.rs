@@ -2,6 +2,7 @@
 //! running server's Vault-dialect HTTP API.
 
 mod cli;
+mod rotation;
 mod server;
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `coffer server`: configuration loading and the listeners.
 
-mod config;
+pub(crate) mod config;
 mod dev_aws;
 mod dev_azure;
 mod dev_tls;
@@ -103,6 +103,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             }
             if extra.dialects.azure != Default::default() {
                 c.dialects.azure = extra.dialects.azure;
+            }
+            if extra.rotation != Default::default() {
+                let dev_hosts = c.rotation.allowed_hosts.clone();
+                c.rotation = extra.rotation;
+                c.rotation.allowed_hosts.extend(dev_hosts);
             }
         }
         c
@@ -351,6 +356,15 @@ async fn serve(
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
+    // hooks reach Coffer at the configured endpoint, else at the first listener
+    let mut rotation = cfg.rotation.clone();
+    if rotation.endpoint == crate::rotation::RotationSettings::default().endpoint {
+        if let (Some(b), Some(l)) = (bound.first(), cfg.listeners.first()) {
+            let scheme = if l.tls.is_some() { "https" } else { "http" };
+            rotation.endpoint = format!("{scheme}://{}", client_addr(b.local_addr));
+        }
+    }
+    crate::rotation::spawn(core.clone(), Arc::new(rotation));
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for b in bound {

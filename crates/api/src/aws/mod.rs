@@ -18,6 +18,7 @@ mod params;
 mod policy;
 pub mod policy_doc;
 mod replication;
+mod rotation;
 pub mod sigv4;
 
 use crate::common::{json_with_type, read_body, RemoteAddr, MAX_UNAUTHENTICATED_BODY};
@@ -172,10 +173,8 @@ async fn run(ctx: &Ctx<'_>, body: &Map<String, Value>) -> OpResult {
         "ReplicateSecretToRegions" => replication::replicate(ctx, &p).await,
         "RemoveRegionsFromReplication" => replication::remove_regions(ctx, &p).await,
         "StopReplicationToReplica" => replication::stop_replication(ctx, &p).await,
-        "RotateSecret" | "CancelRotateSecret" => Err(AwsError::invalid_request(
-            "Rotation is not available in this Coffer version: RotateSecret and \
-             CancelRotateSecret are not served yet.",
-        )),
+        "RotateSecret" => rotation::rotate_secret(ctx, &p).await,
+        "CancelRotateSecret" => rotation::cancel_rotate_secret(ctx, &p).await,
         _ => Err(AwsError::unknown_operation()),
     }
 }

@@ -416,17 +416,8 @@ pub(super) fn describe_json(ctx: &Ctx<'_>, s: &SecretView, versions_key: &str) -
     if let Some(k) = &s.kms_key_id {
         out.insert("KmsKeyId".into(), json!(k));
     }
-    let rotation = s.rotation.clone().unwrap_or_default();
-    out.insert("RotationEnabled".into(), json!(rotation.enabled));
-    if let Some(r) = &rotation.rotator_id {
-        out.insert("RotationLambdaARN".into(), json!(r));
-    }
-    if let Some(t) = &rotation.last_rotated_time {
-        out.insert("LastRotatedDate".into(), epoch(t));
-    }
-    if let Some(t) = &rotation.next_rotation_time {
-        out.insert("NextRotationDate".into(), epoch(t));
-    }
+    let mut stages = Map::new();
+    super::rotation::describe_members(s, &mut out, &mut stages);
     out.insert("LastChangedDate".into(), epoch(&s.last_changed_time));
     if let Some(d) = &s.last_accessed_date {
         out.insert("LastAccessedDate".into(), epoch(d));
@@ -442,7 +433,6 @@ pub(super) fn describe_json(ctx: &Ctx<'_>, s: &SecretView, versions_key: &str) -
             .collect();
         out.insert("Tags".into(), Value::Array(tags));
     }
-    let mut stages = Map::new();
     for v in &s.versions {
         if !v.staging_labels.is_empty() {
             stages.insert(v.version_id.clone(), json!(v.staging_labels));

@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     /// The dialects' settings (the `aws` and `azure` stanzas).
     pub dialects: coffer_api::DialectSettings,
+    /// Automatic rotation (the `rotation` stanza).
+    pub rotation: crate::rotation::RotationSettings,
 }
 
 impl ServerConfig {
@@ -47,6 +49,7 @@ impl ServerConfig {
                     ..Default::default()
                 },
             },
+            rotation: crate::rotation::RotationSettings::dev(),
         }
     }
 }
@@ -110,7 +113,7 @@ fn parse_text(text: &str, path: &Path) -> anyhow::Result<Map<String, Value>> {
 
 /// Flatten a block value into (label, body) pairs. Accepts `{"tcp": {...}}`, `{"tcp": [{...}]}`
 /// and `[{"tcp": {...}}, ...]` (HCL and Vault's JSON forms).
-fn labelled_blocks(v: &Value) -> anyhow::Result<Vec<(String, Map<String, Value>)>> {
+pub(crate) fn labelled_blocks(v: &Value) -> anyhow::Result<Vec<(String, Map<String, Value>)>> {
     let mut out = Vec::new();
     match v {
         Value::Array(items) => {
@@ -139,7 +142,11 @@ fn labelled_blocks(v: &Value) -> anyhow::Result<Vec<(String, Map<String, Value>)
     Ok(out)
 }
 
-fn check_keys(what: &str, body: &Map<String, Value>, allowed: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn check_keys(
+    what: &str,
+    body: &Map<String, Value>,
+    allowed: &[&str],
+) -> anyhow::Result<()> {
     let unknown: Vec<&str> = body
         .keys()
         .map(String::as_str)
@@ -151,7 +158,7 @@ fn check_keys(what: &str, body: &Map<String, Value>, allowed: &[&str]) -> anyhow
     Ok(())
 }
 
-fn as_string(v: &Value, what: &str) -> anyhow::Result<String> {
+pub(crate) fn as_string(v: &Value, what: &str) -> anyhow::Result<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
@@ -184,6 +191,7 @@ fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
             "pid_file",
             "aws",
             "azure",
+            "rotation",
         ],
     )?;
     let mut listeners = Vec::new();
@@ -290,11 +298,18 @@ fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
                 Some(v) => azure_settings(v)?,
             },
         },
+        rotation: {
+            let mut r = crate::rotation::RotationSettings::default();
+            if let Some(v) = tree.get("rotation") {
+                r.merge_stanza(v)?;
+            }
+            r
+        },
     })
 }
 
 /// The bodies of a block given once or several times.
-fn block_bodies(v: &Value, what: &str) -> anyhow::Result<Vec<Map<String, Value>>> {
+pub(crate) fn block_bodies(v: &Value, what: &str) -> anyhow::Result<Vec<Map<String, Value>>> {
     match v {
         Value::Object(m) => Ok(vec![m.clone()]),
         Value::Array(items) => items

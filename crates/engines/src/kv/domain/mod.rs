@@ -38,6 +38,7 @@ pub use labels::{attach_label, detach_label, validate_label};
 pub use ops::*;
 pub use types::*;
 pub use views::{
-    ConfigView, DeletionView, Encoding, ListPage, SecretView, SubkeysView, VersionView,
-    KIND_CONFIG, KIND_ENTRY, KIND_LIST, KIND_SECRET, KIND_SUBKEYS, KIND_VERSION,
+    ConfigView, DeletionView, Encoding, ListPage, RotationView, SecretView, SubkeysView,
+    VersionView, KIND_CONFIG, KIND_ENTRY, KIND_LIST, KIND_ROTATION, KIND_SECRET, KIND_SUBKEYS,
+    KIND_VERSION,
 };

@@ -17,10 +17,10 @@
 //! | `domain/destroy/<name>`  | create / update | destroy versions            | `kv.secret`      |
 //! | `domain/backup/<name>`   | read            | a sealed backup             | `backup` (base64) |
 //! | `domain/restore-backup/<name>` | create / update | restore a backup (`backup`, base64) | `kv.secret` |
-//! | `domain/rotation/<name>` | read            | describe (its `rotation`)   | `kv.secret`      |
-//! | `domain/rotation/<name>` | create / update | turn rotation on (or off: `cancel`) | `kv.secret` |
+//! | `domain/rotation/<name>` | read            | the rotation's state        | `kv.rotation`    |
+//! | `domain/rotation/<name>` | create / update | turn rotation on (or off: `cancel`) | `kv.rotation` |
 //! | `domain/rotation-run/<name>` | create / update | the scheduler: `action` `start` / `record` (root only) | run / `kv.secret` |
-//! | `domain/rotations`       | list            | the secrets whose rotation is due (root only) | `kv.list` |
+//! | `domain/rotations`       | list            | the secrets whose rotation is due (`all`: every one scheduled, running or failed; root only) | `kv.list` |
 //!
 //! Parameters (all optional unless said otherwise; `null` = not given):
 //!
@@ -73,7 +73,7 @@ use super::rotation::{RotationConfig, RunOutcome};
 use super::types::{
     Attributes, CustomMetadataChange, DeleteSecret, IfGone, ListOptions, PutVersion, Selector,
 };
-use super::views::{ListPage, KIND_LIST, KIND_SECRET, KIND_VERSION};
+use super::views::{ListPage, RotationView, KIND_LIST, KIND_ROTATION, KIND_SECRET, KIND_VERSION};
 use coffer_core::error::{CoreError, Result};
 use coffer_core::request::{Operation, Response};
 use coffer_core::router::EngineRequest;
@@ -454,13 +454,15 @@ impl KvEngine {
                     &domain.restore_backup(name(rest, req)?, &blob).await?,
                 )
             }
-            DomainPath::ReadRotation => {
-                typed(KIND_SECRET, &domain.describe(name(rest, req)?).await?)
-            }
+            DomainPath::ReadRotation => typed(
+                KIND_ROTATION,
+                &RotationView::of(&domain.describe(name(rest, req)?).await?),
+            ),
             DomainPath::SetRotation => {
                 let n = name(rest, req)?;
                 if params::opt_bool(d, "cancel")?.unwrap_or(false) {
-                    return typed(KIND_SECRET, &domain.cancel_rotation(n).await?);
+                    let s = domain.cancel_rotation(n).await?;
+                    return typed(KIND_ROTATION, &RotationView::of(&s));
                 }
                 let cfg = RotationConfig {
                     rotator_id: opt_string(d, "rotator_id")?,
@@ -472,7 +474,8 @@ impl KvEngine {
                         .map(|t| t.display_name.clone())
                         .unwrap_or_default(),
                 };
-                typed(KIND_SECRET, &domain.configure_rotation(n, &cfg).await?)
+                let s = domain.configure_rotation(n, &cfg).await?;
+                typed(KIND_ROTATION, &RotationView::of(&s))
             }
             DomainPath::RotationRun => {
                 require_root(req)?;
@@ -514,7 +517,13 @@ impl KvEngine {
             }
             DomainPath::DueRotations => {
                 require_root(req)?;
-                let keys = domain.due_rotations(model::now()).await?;
+                // all: every secret the scheduler will look at; else the due ones
+                let at = if params::opt_bool(d, "all")?.unwrap_or(false) {
+                    model::now() + time::Duration::days(365 * 1000)
+                } else {
+                    model::now()
+                };
+                let keys = domain.due_rotations(at).await?;
                 typed(
                     KIND_LIST,
                     &ListPage {

@@ -25,6 +25,8 @@ pub const KIND_LIST: &str = "kv.list";
 pub const KIND_CONFIG: &str = "kv.config";
 /// `Response.kind` of a [`SubkeysView`].
 pub const KIND_SUBKEYS: &str = "kv.subkeys";
+/// `Response.kind` of a [`RotationView`].
+pub const KIND_ROTATION: &str = "kv.rotation";
 /// `Response.kind` of a kv v1 entry: `data` is the stored JSON object itself.
 pub const KIND_ENTRY: &str = "kv.entry";
 
@@ -283,6 +285,38 @@ impl SecretView {
                     v
                 })
                 .collect(),
+        }
+    }
+}
+
+/// A secret's rotation (kind `kv.rotation`): its settings, the run in progress, the last
+/// error, and the version under `AWSPENDING`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RotationView {
+    pub name: String,
+    pub secret_id: String,
+    #[serde(flatten)]
+    pub settings: RotationSettings,
+    /// The version holding `AWSPENDING`, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_version_id: Option<String>,
+}
+
+impl RotationView {
+    pub fn of(s: &SecretView) -> Self {
+        RotationView {
+            name: s.name.clone(),
+            secret_id: s.secret_id.clone(),
+            settings: s.rotation.clone().unwrap_or_default(),
+            pending_version_id: s
+                .versions
+                .iter()
+                .find(|v| {
+                    v.staging_labels
+                        .iter()
+                        .any(|l| l == super::super::model::AWSPENDING)
+                })
+                .map(|v| v.version_id.clone()),
         }
     }
 }
