@@ -105,9 +105,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 c.dialects.azure = extra.dialects.azure;
             }
             if extra.rotation != Default::default() {
-                let dev_hosts = c.rotation.allowed_hosts.clone();
+                let dev = c.rotation.clone();
                 c.rotation = extra.rotation;
-                c.rotation.allowed_hosts.extend(dev_hosts);
+                c.rotation.allowed_hosts.extend(dev.allowed_hosts);
+                c.rotation
+                    .allowed_database_hosts
+                    .extend(dev.allowed_database_hosts);
             }
         }
         c

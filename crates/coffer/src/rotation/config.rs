@@ -6,6 +6,7 @@
 //!     url = "https://rotator.internal/rotate"    # where that Lambda ARN's steps are sent
 //!   }
 //!   allowed_hook_hosts = ["rotator.internal"]    # hosts a hook URL given directly may name
+//!   allowed_database_hosts = ["db.internal"]     # hosts the database rotators may connect to
 //!   aws_keys_mount     = "aws-keys"              # issues each hook run's scoped access key
 //!   endpoint           = "https://coffer.internal:8200"   # Coffer's address, told to hooks
 //!   region             = "us-east-1"             # the region hooks sign for
@@ -28,6 +29,8 @@ pub struct RotationSettings {
     /// Hosts that a hook URL given directly as the rotator may name (lowercase). Dev mode
     /// allows loopback; nothing by default, so rotation cannot make Coffer call any host.
     pub allowed_hosts: Vec<String>,
+    /// Database hosts the built-in database rotators may connect to (lowercase).
+    pub allowed_database_hosts: Vec<String>,
     /// The `aws-access-keys` auth mount that issues each hook run's scoped key.
     pub aws_keys_mount: String,
     /// Coffer's URL as hooks reach it (their `SECRETS_MANAGER_ENDPOINT`).
@@ -43,6 +46,7 @@ impl Default for RotationSettings {
         RotationSettings {
             hooks: BTreeMap::new(),
             allowed_hosts: Vec::new(),
+            allowed_database_hosts: Vec::new(),
             aws_keys_mount: "aws-keys".into(),
             endpoint: "http://127.0.0.1:8200".into(),
             region: "us-east-1".into(),
@@ -62,6 +66,7 @@ impl RotationSettings {
     pub fn dev() -> Self {
         RotationSettings {
             allowed_hosts: vec!["127.0.0.1".into(), "localhost".into(), "[::1]".into()],
+            allowed_database_hosts: vec!["127.0.0.1".into(), "localhost".into(), "::1".into()],
             ..Default::default()
         }
     }
@@ -75,6 +80,7 @@ impl RotationSettings {
                 &[
                     "hook",
                     "allowed_hook_hosts",
+                    "allowed_database_hosts",
                     "aws_keys_mount",
                     "endpoint",
                     "region",
@@ -102,6 +108,16 @@ impl RotationSettings {
                 for h in hosts {
                     self.allowed_hosts
                         .push(as_string(h, "rotation.allowed_hook_hosts")?.to_ascii_lowercase());
+                }
+            }
+            if let Some(hosts) = body.get("allowed_database_hosts") {
+                let hosts = hosts
+                    .as_array()
+                    .ok_or_else(|| anyhow!("rotation.allowed_database_hosts must be a list"))?;
+                for h in hosts {
+                    self.allowed_database_hosts.push(
+                        as_string(h, "rotation.allowed_database_hosts")?.to_ascii_lowercase(),
+                    );
                 }
             }
             if let Some(m) = body.get("aws_keys_mount") {

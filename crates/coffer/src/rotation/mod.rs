@@ -11,6 +11,7 @@
 //! AWS requires of rotation functions).
 
 pub mod config;
+mod db;
 mod rotators;
 
 pub use config::RotationSettings;

@@ -4,6 +4,7 @@
 //!   (`coffer:password?fields=api_key,token&length=40&exclude_punctuation=true`; by default
 //!   the field `password`, or the whole value when it is not a JSON object), with
 //!   GetRandomPassword's rules. Its `setSecret` has nothing to change elsewhere.
+//! - `coffer:postgresql-single-user` and the other database rotators ([`super::db`]).
 //! - a hook: an `http(s)://` URL (its host must be allowed by the configuration) or a
 //!   Lambda-style ARN the configuration maps to one. Each step is a `POST` of AWS's rotation
 //!   event (`{"Step", "SecretId", "ClientRequestToken", "RotationToken"}`); the hook does the
@@ -29,7 +30,7 @@ pub struct Job<'a> {
 }
 
 impl Job<'_> {
-    fn internal(&self, step: &'static str) -> Internal<'_> {
+    pub(super) fn internal(&self, step: &'static str) -> Internal<'_> {
         Internal {
             core: self.core,
             actor: self.actor.clone(),
@@ -37,7 +38,7 @@ impl Job<'_> {
         }
     }
 
-    fn path(&self, collection: &str) -> String {
+    pub(super) fn path(&self, collection: &str) -> String {
         format!("{}domain/{collection}/{}", self.mount, self.name)
     }
 }
@@ -53,6 +54,7 @@ pub struct PasswordOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotator {
     Password(PasswordOptions),
+    Database(super::db::Engine, super::db::Mode),
     Hook(String),
 }
 
@@ -81,10 +83,15 @@ impl Rotator {
     pub fn resolve(id: &str, settings: &RotationSettings) -> Result<Rotator, String> {
         if let Some(rest) = id.strip_prefix("coffer:") {
             let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if let Some((engine, mode)) = super::db::parse(name) {
+                return Ok(Rotator::Database(engine, mode));
+            }
             return match name {
                 "password" => Ok(Rotator::Password(password_options(query)?)),
                 other => Err(format!(
-                    "coffer:{other} is not a built-in rotator of this Coffer (coffer:password is)"
+                    "coffer:{other} is not a built-in rotator (coffer:password, \
+                     coffer:postgresql-single-user, coffer:postgresql-alternating-users, \
+                     coffer:mysql-single-user, coffer:mysql-alternating-users)"
                 )),
             };
         }
@@ -111,7 +118,7 @@ impl Rotator {
     /// Set up what the steps need.
     pub async fn open(&self, job: &Job<'_>) -> Result<Session, String> {
         match self {
-            Rotator::Password(_) => Ok(Session { key: None }),
+            Rotator::Password(_) | Rotator::Database(..) => Ok(Session { key: None }),
             Rotator::Hook(_) => Ok(Session {
                 key: Some(issue_key(job).await?),
             }),
@@ -140,6 +147,7 @@ impl Rotator {
     ) -> Result<(), String> {
         match self {
             Rotator::Password(opts) => password_step(job, opts, step).await,
+            Rotator::Database(engine, mode) => super::db::step(job, *engine, *mode, step).await,
             Rotator::Hook(url) => hook_step(job, session, url, step).await,
         }
     }
@@ -178,7 +186,7 @@ fn password_options(query: &str) -> Result<PasswordOptions, String> {
 }
 
 /// A version's text, if the secret has it (`Ok(None)`: no such version).
-async fn read_text(
+pub(super) async fn read_text(
     job: &Job<'_>,
     step: &'static str,
     sel: Value,
@@ -257,7 +265,7 @@ fn renew(current: &str, opts: &PasswordOptions) -> Result<Zeroizing<String>, Str
 }
 
 /// `finishSecret`: `AWSCURRENT` moves to the new version (the old one becomes AWSPREVIOUS).
-async fn finish(job: &Job<'_>, step: &'static str) -> Result<(), String> {
+pub(super) async fn finish(job: &Job<'_>, step: &'static str) -> Result<(), String> {
     let s = job
         .internal(step)
         .call(Operation::Read, &job.path("secrets"), Map::new())
