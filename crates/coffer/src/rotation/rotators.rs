@@ -193,6 +193,8 @@ pub(super) async fn read_text(
 ) -> Result<Option<String>, String> {
     let mut data = object(sel);
     data.insert("as_text".into(), json!(true));
+    // the value being replaced may have expired: that is often why it is rotated
+    data.insert("even_unusable".into(), json!(true));
     match job
         .internal(step)
         .call(Operation::Read, &job.path("versions"), data)

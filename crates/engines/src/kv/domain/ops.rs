@@ -214,6 +214,19 @@ impl<'a> Domain<'a> {
         if_gone: IfGone,
         as_text: bool,
     ) -> Result<VersionView> {
+        self.read_checked(name, sel, if_gone, as_text, true).await
+    }
+
+    /// [`Self::read_as`]; `check_usable = false` also answers a disabled, not-yet-valid or
+    /// expired version (for Coffer's rotators, which must read the value they replace).
+    pub async fn read_checked(
+        &self,
+        name: &str,
+        sel: &Selector,
+        if_gone: IfGone,
+        as_text: bool,
+        check_usable: bool,
+    ) -> Result<VersionView> {
         // Readers take no lock; if a destroy or prune removes the payload between the two
         // reads, look again (the version then reads as gone).
         for _ in 0..3 {
@@ -239,9 +252,11 @@ impl<'a> Domain<'a> {
                     ))),
                 };
             }
-            vm.azure
-                .check_usable(now)
-                .map_err(|why| unusable(name, n, why))?;
+            if check_usable {
+                vm.azure
+                    .check_usable(now)
+                    .map_err(|why| unusable(name, n, why))?;
+            }
             let Some(payload) = self.store.payload(name, n).await? else {
                 continue;
             };

@@ -462,6 +462,7 @@ impl Domain<'_> {
                         if let Some(n) = meta.version_with_label(AWSPENDING) {
                             detach_label(&mut meta, AWSPENDING, n, now)?;
                         }
+                        carry_expiry(&mut meta, version_id);
                         r.run = None;
                         r.last_error = None;
                         r.last_rotated_time = Some(format_time(now));
@@ -479,6 +480,27 @@ impl Domain<'_> {
                 commit(name, meta, now)
             })
             .await
+    }
+}
+
+/// An expiry (Azure's `exp`) moves with a rotation: the new version, if it has none, expires as
+/// long after its creation as the version it replaces did after its own.
+fn carry_expiry(meta: &mut SecretMeta, version_id: &str) {
+    let Some(prev) = meta.version_with_label(model::AWSPREVIOUS) else {
+        return;
+    };
+    let lifetime = meta.versions.get(&prev).and_then(|v| {
+        let created = parse_time(&v.created_time)?.unix_timestamp();
+        v.azure.exp.map(|exp| exp - created).filter(|l| *l > 0)
+    });
+    let Some(lifetime) = lifetime else {
+        return;
+    };
+    if let Some(new) = meta.versions.values_mut().find(|v| v.uuid == version_id) {
+        if new.azure.exp.is_none() {
+            let created = parse_time(&new.created_time).map(|t| t.unix_timestamp());
+            new.azure.exp = created.map(|c| c + lifetime);
+        }
     }
 }
 

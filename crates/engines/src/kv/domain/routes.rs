@@ -29,7 +29,8 @@
 //!   takes them prefixed `to_` and `from_`.
 //! - read: the selectors; `if_gone`: `"fail"` (default: a deleted or destroyed version is
 //!   `NotFound`) or `"describe"` (answered without payload); `as_text` (bool: a JSON payload
-//!   comes back in `value` as the exact text it was stored as, not parsed into `data`).
+//!   comes back in `value` as the exact text it was stored as, not parsed into `data`);
+//!   `even_unusable` (bool, root only: also a disabled, not-yet-valid or expired version).
 //! - payload mapping: text that is a JSON object is stored as JSON (Vault reads the object);
 //!   other text is Vault's `{"value": "<text>"}`; binary is `{"value": "<base64>"}`.
 //! - put: exactly one of `data` (JSON object), `text` (string), `binary` (base64); then
@@ -395,9 +396,14 @@ impl KvEngine {
                     Some(_) => return Err(CoreError::invalid("if_gone must be fail or describe")),
                 };
                 let as_text = params::opt_bool(d, "as_text")?.unwrap_or(false);
+                // Coffer's rotators read the value they replace even when it has expired
+                let any = params::opt_bool(d, "even_unusable")?.unwrap_or(false);
+                if any {
+                    require_root(req)?;
+                }
                 typed_version(
                     domain
-                        .read_as(name(rest, req)?, &sel, if_gone, as_text)
+                        .read_checked(name(rest, req)?, &sel, if_gone, as_text, !any)
                         .await?,
                 )
             }

@@ -979,6 +979,18 @@ async fn a_rotation_run_is_durable_and_moves_awscurrent_only_when_finished() {
     // a retry is not due before its backoff
     assert!(d.due_rotations(model::now()).await.unwrap().is_empty());
     // the rotator's four steps: a pending version under the run's id, then AWSCURRENT moves
+    // the current version expires in an hour: the new one will too, an hour after its creation
+    let expires = model::now().unix_timestamp() + 3600;
+    d.set_attributes(
+        "r",
+        &Attributes {
+            expires: Some(Some(expires)),
+            ..Default::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
     let mut pending = put_text("new");
     pending.version_id = Some(run.version_id.clone());
     pending.staging_labels = Some(vec![AWSPENDING.into()]);
