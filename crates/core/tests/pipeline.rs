@@ -516,3 +516,39 @@ async fn an_audit_device_on_dev_full_is_fail_closed_and_does_not_hang() {
     assert_eq!(err.code, ErrorCode::AuditFailed);
     assert_eq!(r.seen.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn coffer_acts_on_its_own_behalf_only_on_internal_requests() {
+    use coffer_core::request::{Credential, Dialect};
+    let (core, _root) = core().await;
+    let internal = |dialect: Dialect| {
+        let mut req = Request::new(Operation::Read, "sys/mounts");
+        req.credential = Credential::Internal("rotation-scheduler".into());
+        req.dialect = dialect;
+        req
+    };
+    core.handle(internal(Dialect::Internal)).await.unwrap();
+    for dialect in [Dialect::Vault, Dialect::Aws, Dialect::Azure] {
+        let e = core.handle(internal(dialect)).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unauthenticated, "{e:?}");
+    }
+    // and what it does is audited under the actor's name
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let mut enable = Request::new(Operation::Update, "sys/audit/file");
+    enable.credential = Credential::Internal("rotation-scheduler".into());
+    enable.dialect = Dialect::Internal;
+    enable.data = json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}})
+        .as_object()
+        .unwrap()
+        .clone();
+    core.handle(enable).await.unwrap();
+    core.handle(internal(Dialect::Internal)).await.unwrap();
+    let lines = audit_lines(&log);
+    let entry = lines
+        .iter()
+        .find(|l| l["request"]["path"] == "sys/mounts" && l["type"] == "request")
+        .unwrap();
+    assert_eq!(entry["auth"]["display_name"], "coffer-rotation-scheduler");
+    assert_eq!(entry["dialect"], "internal");
+}
