@@ -510,3 +510,42 @@ def azure_file_audit(client, tmp_path):
         yield path, log
     finally:
         client.sys.disable_audit_device(path)
+
+
+# --- automatic rotation -----------------------------------------------------------------------------
+
+@pytest.fixture
+def rotation_server(tmp_path):
+    """A fresh `coffer server -dev` (root token and AWS key as ``dev_server``'s) whose rotation
+    schedule "hour" lasts 1 s (``rotation { hour = "1s" }``), on a free port: each test gets its
+    own scheduler (a hook blocked by one test never holds up another's rotations)."""
+    from rotation_helpers import start_rotation_dev_server
+    srv = start_rotation_dev_server(tmp_path)
+    try:
+        yield srv
+    finally:
+        srv.process.stop()
+
+
+@pytest.fixture
+def rotation_sm(rotation_server):
+    """A boto3 Secrets Manager client for ``rotation_server``, signed with the dev key."""
+    from aws_helpers import sm_client
+    return sm_client(rotation_server)
+
+
+@pytest.fixture
+def hook_host():
+    """Factory: a ``rotation_hook.host.HookHost`` (the template-style rotation function served on
+    127.0.0.1); every host made is closed (blocked steps dropped) afterwards."""
+    from rotation_hook.host import HookHost
+    made: list = []
+
+    def make(**kwargs):
+        h = HookHost(**kwargs)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()

@@ -54,16 +54,21 @@ fn object(pairs: Value) -> Map<String, Value> {
     }
 }
 
+/// The runs this process is driving (`<mount><name>`), so that a slow rotator holds up only
+/// its own secret: every due rotation runs in a task of its own.
+type Running = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
 /// Start the scheduler; it stops with the process.
 pub fn spawn(core: Arc<Core>, settings: Arc<RotationSettings>) {
     coffer_engines::kv::domain::rotation::set_hour_length(settings.hour);
+    let running: Running = Arc::default();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(settings.tick()).await;
             if core.is_sealed() {
                 continue;
             }
-            if let Err(e) = tick(&core, &settings).await {
+            if let Err(e) = tick(&core, &settings, &running).await {
                 tracing::warn!(error = %e, "rotation scheduler: could not look for due rotations");
             }
         }
@@ -93,7 +98,11 @@ async fn kv_mounts(core: &Core) -> Result<Vec<String>, CoreError> {
     Ok(out)
 }
 
-async fn tick(core: &Core, settings: &RotationSettings) -> Result<(), CoreError> {
+async fn tick(
+    core: &Arc<Core>,
+    settings: &Arc<RotationSettings>,
+    running: &Running,
+) -> Result<(), CoreError> {
     for mount in kv_mounts(core).await? {
         let sys = Internal {
             core,
@@ -113,9 +122,28 @@ async fn tick(core: &Core, settings: &RotationSettings) -> Result<(), CoreError>
             .and_then(|k| serde_json::from_value(k).ok())
             .unwrap_or_default();
         for name in due {
-            if let Err(e) = run(core, settings, &mount, &name).await {
-                tracing::warn!(secret = %format!("{mount}{name}"), error = %e, "rotation failed");
+            let key = format!("{mount}{name}");
+            let fresh = running
+                .lock()
+                .map(|mut r| r.insert(key.clone()))
+                .unwrap_or(false);
+            if !fresh {
+                continue; // this process is running it already
             }
+            let (core, settings, running, mount) = (
+                core.clone(),
+                settings.clone(),
+                running.clone(),
+                mount.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = run(&core, &settings, &mount, &name).await {
+                    tracing::warn!(secret = %key, error = %e, "rotation failed");
+                }
+                if let Ok(mut r) = running.lock() {
+                    r.remove(&key);
+                }
+            });
         }
     }
     Ok(())
@@ -225,17 +253,21 @@ pub async fn run(
         if done.iter().any(|d| d == step) {
             continue;
         }
-        match rotator.step(&job, &session, step).await {
-            Ok(()) if step == "finishSecret" => {
-                record(step, json!({ "finished": true })).await?;
-            }
-            Ok(()) => record(step, json!({ "step": step })).await?,
+        let outcome = match rotator.step(&job, &session, step).await {
+            Ok(()) if step == "finishSecret" => json!({ "finished": true }),
+            Ok(()) => json!({ "step": step }),
             Err(e) => {
                 let e = format!("{step}: {e}");
-                record(step, json!({ "error": e })).await?;
-                result = Err(e);
-                break;
+                result = Err(e.clone());
+                json!({ "error": e })
             }
+        };
+        // a run cancelled meanwhile is no longer recorded: stop (the key still goes below)
+        if let Err(e) = record(step, outcome).await {
+            result = result.and(Err(e));
+        }
+        if result.is_err() {
+            break;
         }
     }
     rotator.close(&job, session).await;

@@ -300,10 +300,13 @@ async fn issue_key(job: &Job<'_>) -> Result<HookKey, String> {
     if job.name.contains(['*', '+', '"', '\n']) {
         return Err("a hook cannot be given a credential for a name with * + or quotes".into());
     }
-    let mut tag = [0u8; 6];
-    coffer_core::barrier::random_bytes(&mut tag).map_err(|e| e.to_string())?;
-    let name = format!("rotation-{}", hex::encode(tag));
+    // named after the run: a run resumed after a crash replaces the key its first attempt got
+    let name = format!("rotation-{}", job.version_id.replace('-', ""));
     let sys = job.internal("start");
+    let key_path = format!("auth/{}/keys/{name}", job.settings.aws_keys_mount);
+    for stale in [key_path.clone(), format!("sys/policy/{name}")] {
+        let _ = sys.call(Operation::Delete, &stale, Map::new()).await;
+    }
     let hcl = format!(
         "path \"{m}data/{n}\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\n\
          path \"{m}metadata/{n}\" {{ capabilities = [\"read\", \"update\"] }}\n",
@@ -320,7 +323,7 @@ async fn issue_key(job: &Job<'_>) -> Result<HookKey, String> {
     let resp = sys
         .call(
             Operation::Update,
-            &format!("auth/{}/keys/{name}", job.settings.aws_keys_mount),
+            &key_path,
             object(json!({ "policies": [name] })),
         )
         .await;

@@ -70,10 +70,12 @@ pub enum RunOutcome {
     Finished,
 }
 
-/// The index entry of a secret.
+/// The index entry of a secret: when the scheduler next needs it (none: only its last error
+/// is to be reported).
 #[derive(Serialize, Deserialize)]
 struct IndexEntry {
-    due: String,
+    #[serde(default)]
+    due: Option<String>,
 }
 
 fn parse_time(t: &str) -> Option<OffsetDateTime> {
@@ -185,16 +187,21 @@ fn due(meta: &SecretMeta) -> Option<String> {
 /// Records to put and keys to delete in one commit.
 type Writes = (Vec<(String, Zeroizing<Vec<u8>>)>, Vec<String>);
 
-/// The index record of `name` for `meta`: a put, or a delete when nothing is due.
+/// The index record of `name` for `meta`: a put while something is due or an error is to be
+/// reported, else a delete.
 fn index_change(name: &str, meta: &SecretMeta) -> Result<Writes> {
     let key = format!("{INDEX_PREFIX}{name}");
+    let failed = meta
+        .rotation
+        .as_ref()
+        .is_some_and(|r| r.last_error.is_some());
     match due(meta) {
-        Some(due) => {
+        due if due.is_some() || failed => {
             let bytes = serde_json::to_vec(&IndexEntry { due })
                 .map_err(|_| CoreError::internal("could not encode the rotation index"))?;
             Ok((vec![(key, Zeroizing::new(bytes))], vec![]))
         }
-        None => Ok((vec![], vec![key])),
+        _ => Ok((vec![], vec![key])),
     }
 }
 
@@ -221,7 +228,26 @@ fn new_run(version_id: String, requested_by: &str, now: OffsetDateTime) -> Rotat
     }
 }
 
+/// The built-in rotators (`coffer:<name>`).
+pub const BUILTIN_ROTATORS: [&str; 5] = [
+    "password",
+    "postgresql-single-user",
+    "postgresql-alternating-users",
+    "mysql-single-user",
+    "mysql-alternating-users",
+];
+
 fn check_rotator(id: &str) -> Result<()> {
+    if let Some(rest) = id.strip_prefix("coffer:") {
+        let name = rest.split_once('?').map_or(rest, |(n, _)| n);
+        if !BUILTIN_ROTATORS.contains(&name) {
+            return Err(CoreError::invalid(format!(
+                "coffer:{name} is not a built-in rotator (coffer:{})",
+                BUILTIN_ROTATORS.join(", coffer:")
+            )));
+        }
+        return Ok(());
+    }
     let ok = (id.starts_with("coffer:") && id.len() > 7)
         || id.starts_with("https://")
         || id.starts_with("http://")
@@ -327,8 +353,9 @@ impl Domain<'_> {
             .await
     }
 
-    /// The secrets whose rotation is due at `now` (a run to start or to retry).
-    pub async fn due_rotations(&self, now: OffsetDateTime) -> Result<Vec<String>> {
+    /// The secrets whose rotation is due at `now` (a run to start or to retry); with `now` =
+    /// `None`, every secret the index holds (scheduled, running or failed).
+    pub async fn due_rotations(&self, now: Option<OffsetDateTime>) -> Result<Vec<String>> {
         let mut due = Vec::new();
         let mut folders = vec![String::new()];
         while let Some(folder) = folders.pop() {
@@ -341,10 +368,16 @@ impl Domain<'_> {
                 }
                 let key = format!("{INDEX_PREFIX}{rel}");
                 let entry: Option<IndexEntry> = self.store.view.get_json(&key).await?;
-                if entry
-                    .and_then(|e| parse_time(&e.due))
-                    .is_some_and(|t| t <= now)
-                {
+                let Some(entry) = entry else { continue };
+                let is_due = match now {
+                    None => true,
+                    Some(now) => entry
+                        .due
+                        .as_deref()
+                        .and_then(parse_time)
+                        .is_some_and(|t| t <= now),
+                };
+                if is_due {
                     due.push(rel);
                 }
             }

@@ -525,9 +525,9 @@ impl KvEngine {
                 require_root(req)?;
                 // all: every secret the scheduler will look at; else the due ones
                 let at = if params::opt_bool(d, "all")?.unwrap_or(false) {
-                    model::now() + time::Duration::days(365 * 1000)
+                    None
                 } else {
-                    model::now()
+                    Some(model::now())
                 };
                 let keys = domain.due_rotations(at).await?;
                 typed(

@@ -960,7 +960,10 @@ async fn a_rotation_run_is_durable_and_moves_awscurrent_only_when_finished() {
             .code,
         ErrorCode::InvalidState
     );
-    assert_eq!(d.due_rotations(model::now()).await.unwrap(), vec!["r"]);
+    assert_eq!(
+        d.due_rotations(Some(model::now())).await.unwrap(),
+        vec!["r"]
+    );
     // the scheduler picks the same run up (as after a restart)
     assert_eq!(d.start_run("r", "schedule").await.unwrap(), run);
     // finishing before AWSCURRENT moved is a failure; AWSCURRENT stays
@@ -977,7 +980,11 @@ async fn a_rotation_run_is_durable_and_moves_awscurrent_only_when_finished() {
         .unwrap();
     assert_eq!(current.value.as_deref(), Some("old"));
     // a retry is not due before its backoff
-    assert!(d.due_rotations(model::now()).await.unwrap().is_empty());
+    assert!(d
+        .due_rotations(Some(model::now()))
+        .await
+        .unwrap()
+        .is_empty());
     // the rotator's four steps: a pending version under the run's id, then AWSCURRENT moves
     // the current version expires in an hour: the new one will too, an hour after its creation
     let expires = model::now().unix_timestamp() + 3600;
@@ -1036,7 +1043,7 @@ async fn a_rotation_run_is_durable_and_moves_awscurrent_only_when_finished() {
     let r = s.rotation.unwrap();
     assert!(!r.enabled && r.next_rotation_time.is_none());
     assert!(d
-        .due_rotations(model::now() + time::Duration::days(3650))
+        .due_rotations(Some(model::now() + time::Duration::days(3650)))
         .await
         .unwrap()
         .is_empty());
@@ -1051,6 +1058,7 @@ async fn a_rotation_run_is_durable_and_moves_awscurrent_only_when_finished() {
     let r = d.describe("r").await.unwrap().rotation.unwrap();
     assert!(r.run.is_none());
     assert_eq!(r.last_error.as_deref(), Some("testSecret: refused"));
+    assert_eq!(d.due_rotations(None).await.unwrap(), vec!["r"], "a failed rotation is listed");
     assert!(r.next_rotation_time.is_some());
     // the index goes with the secret
     d.delete_secret("r", &DeleteSecret::default())
