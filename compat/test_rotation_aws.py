@@ -448,7 +448,9 @@ def test_scheduled_rotation_fires_repeatedly(rotation_server, rotation_sm, tmp_p
     {"ScheduleExpression": "rate(3 hours)"},
     {"ScheduleExpression": "rate(1000 days)"},
     {"ScheduleExpression": "rate(four hours)"},
-    {"ScheduleExpression": "cron(0 16 1,15 * ? *)"},
+    {"ScheduleExpression": "cron(0 16 1,15 * 2 *)"},
+    {"ScheduleExpression": "cron(0 16 ? * 2 2031)"},
+    {"ScheduleExpression": "cron(0 25 ? * 2 *)"},
     {"ScheduleExpression": "every day"},
     {"AutomaticallyAfterDays": 30, "ScheduleExpression": "rate(10 days)"},
     {"AutomaticallyAfterDays": 1001},
@@ -468,6 +470,28 @@ def test_bad_rotation_rules_are_refused(rotation_server, rotation_sm, rules):
     assert not d.get("RotationEnabled")
     assert "RotationLambdaARN" not in d and "RotationRules" not in d
     assert stages(sm, name) == before
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "v"
+
+
+def test_a_cron_schedule_names_the_next_rotation(rotation_server, rotation_sm):
+    import datetime as dt
+    sm = rotation_sm
+    name = new_name("cron")
+    sm.create_secret(Name=name, SecretString="v")
+    # 10:00 UTC every Monday (AWS's day-of-week: 1 = Sunday, so 2 = Monday)
+    rules = {"ScheduleExpression": "cron(0 10 ? * 2 *)", "Duration": "1h"}
+    sm.rotate_secret(SecretId=name, RotationLambdaARN="coffer:password", RotationRules=rules,
+                     RotateImmediately=False)
+    d = sm.describe_secret(SecretId=name)
+    assert d["RotationRules"] == rules
+    now = dt.datetime.now(dt.timezone.utc)
+    monday = (now + dt.timedelta(days=(7 - now.weekday()) % 7)).replace(hour=10, minute=0, second=0,
+                                                                       microsecond=0)
+    if monday <= now:
+        monday += dt.timedelta(days=7)
+    start = d["NextRotationDate"].astimezone(dt.timezone.utc)
+    # at a random point of the one-hour window that opens then
+    assert monday <= start < monday + dt.timedelta(hours=1), (start, monday)
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "v"
 
 

@@ -83,7 +83,8 @@ fn parse_time(t: &str) -> Option<OffsetDateTime> {
 }
 
 /// Check rules as AWS does: `AutomaticallyAfterDays` 1–1000, or a `ScheduleExpression`
-/// `rate(N hours)` (N ≥ 4) / `rate(N days)` (N ≤ 999); `Duration` `Nh` with 1 ≤ N ≤ 24.
+/// `rate(N hours)` (N ≥ 4) / `rate(N days)` (N ≤ 999) / `cron(...)`; `Duration` `Nh` with
+/// 1 ≤ N ≤ 24.
 pub fn validate_rules(rules: &RotationRules) -> Result<()> {
     match (&rules.automatically_after_days, &rules.schedule_expression) {
         (Some(_), Some(_)) => {
@@ -101,6 +102,9 @@ pub fn validate_rules(rules: &RotationRules) -> Result<()> {
                 "AutomaticallyAfterDays must be between 1 and 1000",
             ))
         }
+        (_, Some(expr)) if expr.starts_with("cron(") => {
+            cron_next(expr, OffsetDateTime::now_utc())?;
+        }
         (_, Some(expr)) => {
             rate_hours(expr)?;
         }
@@ -116,15 +120,10 @@ pub fn validate_rules(rules: &RotationRules) -> Result<()> {
 fn rate_hours(expr: &str) -> Result<f64> {
     let bad = || {
         CoreError::invalid(format!(
-            "ScheduleExpression {expr:?} is not valid: use rate(N hours) with N >= 4, or \
-             rate(N days)"
+            "ScheduleExpression {expr:?} is not valid: use rate(N hours) with N >= 4, \
+             rate(N days) or cron(...)"
         ))
     };
-    if expr.starts_with("cron(") {
-        return Err(CoreError::invalid(
-            "cron() schedules are not supported yet: use rate(N hours) or rate(N days)",
-        ));
-    }
     let inner = expr
         .strip_prefix("rate(")
         .and_then(|r| r.strip_suffix(')'))
@@ -136,6 +135,41 @@ fn rate_hours(expr: &str) -> Result<f64> {
         "day" | "days" if (1..=999).contains(&n) => Ok(f64::from(n) * 24.0),
         _ => Err(bad()),
     }
+}
+
+/// The next time after `from` that an AWS `cron(minutes hours day-of-month month day-of-week
+/// year)` expression names, in UTC. Day-of-week is 1–7 = SUN–SAT (or names); one of the two
+/// day fields must be `?`; the year must be `*`. Parsed and evaluated by the `croner` crate.
+fn cron_next(expr: &str, from: OffsetDateTime) -> Result<OffsetDateTime> {
+    let bad =
+        |why: &str| CoreError::invalid(format!("ScheduleExpression {expr:?} is not valid: {why}"));
+    let inner = expr
+        .strip_prefix("cron(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| bad("use cron(minutes hours day-of-month month day-of-week year)"))?;
+    let f: Vec<&str> = inner.split_whitespace().collect();
+    if f.len() != 6 {
+        return Err(bad("a cron expression has 6 fields"));
+    }
+    if f[5] != "*" {
+        return Err(bad("only * is supported for the year"));
+    }
+    if (f[2] == "?") == (f[4] == "?") {
+        return Err(bad("exactly one of day-of-month and day-of-week must be ?"));
+    }
+    let pattern = format!("0 {} {} {} {} {}", f[0], f[1], f[2], f[3], f[4]);
+    let cron = croner::Cron::new(&pattern)
+        .with_seconds_required()
+        .with_alternative_weekdays()
+        .with_dom_and_dow()
+        .parse()
+        .map_err(|e| bad(&e.to_string()))?;
+    let start = chrono::DateTime::<chrono::Utc>::from_timestamp(from.unix_timestamp(), 0)
+        .ok_or_else(|| bad("time out of range"))?;
+    let next = cron
+        .find_next_occurrence(&start, false)
+        .map_err(|e| bad(&e.to_string()))?;
+    OffsetDateTime::from_unix_timestamp(next.timestamp()).map_err(|_| bad("time out of range"))
 }
 
 /// A window `Nh` (1–24), in hours.
@@ -151,12 +185,16 @@ fn window_hours(d: &str) -> Result<f64> {
 /// When the next rotation after `from` starts: the interval later, at a random point inside
 /// the window when there is one.
 pub fn next_rotation(rules: &RotationRules, from: OffsetDateTime) -> Result<OffsetDateTime> {
-    let interval = match (&rules.automatically_after_days, &rules.schedule_expression) {
-        (Some(d), _) => f64::from(*d) * 24.0,
-        (None, Some(expr)) => rate_hours(expr)?,
+    let (mut at, interval) = match (&rules.automatically_after_days, &rules.schedule_expression) {
+        (Some(d), _) => (from + hours(f64::from(*d) * 24.0), f64::from(*d) * 24.0),
+        // a cron schedule is on the real clock (the test `hour` does not scale it)
+        (None, Some(expr)) if expr.starts_with("cron(") => (cron_next(expr, from)?, 24.0),
+        (None, Some(expr)) => {
+            let h = rate_hours(expr)?;
+            (from + hours(h), h)
+        }
         (None, None) => return Err(CoreError::invalid("no rotation schedule")),
     };
-    let mut at = from + hours(interval);
     if let Some(w) = &rules.duration {
         let w = window_hours(w)?.min(interval);
         let mut b = [0u8; 8];
@@ -540,4 +578,44 @@ fn carry_expiry(meta: &mut SecretMeta, version_id: &str) {
 /// The index key of a secret (removed with the secret).
 pub(super) fn index_key(name: &str) -> String {
     format!("{INDEX_PREFIX}{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: &str) -> OffsetDateTime {
+        parse_time(t).unwrap()
+    }
+
+    #[test]
+    fn cron_schedules_follow_aws() {
+        // 10:00 UTC every Monday (AWS: 2 = MON)
+        let next = cron_next("cron(0 10 ? * 2 *)", at("2026-12-02T11:00:00Z")).unwrap();
+        assert_eq!(format_time(next), "2026-12-07T10:00:00Z");
+        let next = cron_next("cron(0 10 ? * MON *)", at("2026-12-02T11:00:00Z")).unwrap();
+        assert_eq!(format_time(next), "2026-12-07T10:00:00Z");
+        // 16:00 on the 1st and the 15th
+        let next = cron_next("cron(0 16 1,15 * ? *)", at("2026-12-02T11:00:00Z")).unwrap();
+        assert_eq!(format_time(next), "2026-12-15T16:00:00Z");
+        for bad in [
+            "cron(0 10 * * 2 *)",
+            "cron(0 10 ? * ? *)",
+            "cron(0 10 ? * 2 2027)",
+            "cron(0 10 ? *)",
+            "cron(61 10 ? * 2 *)",
+            "cron 0 10 ? * 2 *",
+        ] {
+            assert!(cron_next(bad, at("2026-12-02T11:00:00Z")).is_err(), "{bad}");
+        }
+        let rules = RotationRules {
+            schedule_expression: Some("cron(0 10 ? * MON *)".into()),
+            ..Default::default()
+        };
+        validate_rules(&rules).unwrap();
+        assert_eq!(
+            format_time(next_rotation(&rules, at("2026-12-02T11:00:00Z")).unwrap()),
+            "2026-12-07T10:00:00Z"
+        );
+    }
 }

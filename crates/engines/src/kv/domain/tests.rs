@@ -1058,7 +1058,11 @@ async fn a_rotation_run_is_durable_and_moves_awscurrent_only_when_finished() {
     let r = d.describe("r").await.unwrap().rotation.unwrap();
     assert!(r.run.is_none());
     assert_eq!(r.last_error.as_deref(), Some("testSecret: refused"));
-    assert_eq!(d.due_rotations(None).await.unwrap(), vec!["r"], "a failed rotation is listed");
+    assert_eq!(
+        d.due_rotations(None).await.unwrap(),
+        vec!["r"],
+        "a failed rotation is listed"
+    );
     assert!(r.next_rotation_time.is_some());
     // the index goes with the secret
     d.delete_secret("r", &DeleteSecret::default())
