@@ -125,9 +125,14 @@ def test_cli_replication_password_rotation(cli, sm):
     assert len(pw) == 50 and not set(pw) & set("abc!@#$%^&*()")
 
     before = sm.describe_secret(SecretId=name).get("VersionIdsToStages")
-    for args in (("rotate-secret", "--secret-id", name), ("cancel-rotate-secret", "--secret-id", name)):
-        err = cli(*args, ok=False)
-        assert "An error occurred" in err.stderr
+    err = cli("rotate-secret", "--secret-id", name, ok=False)  # no rotator named or stored
+    assert "An error occurred" in err.stderr
+    assert sm.describe_secret(SecretId=name).get("VersionIdsToStages") == before
+    cli("rotate-secret", "--secret-id", name, "--rotation-lambda-arn", "coffer:password",
+        "--rotation-rules", "AutomaticallyAfterDays=30", "--no-rotate-immediately")
+    assert sm.describe_secret(SecretId=name)["RotationEnabled"]
+    cli("cancel-rotate-secret", "--secret-id", name)
+    assert not sm.describe_secret(SecretId=name)["RotationEnabled"]
     assert sm.describe_secret(SecretId=name).get("VersionIdsToStages") == before
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "x"
 
