@@ -53,6 +53,21 @@ pub struct Active {
     _expiration_stop: tokio::sync::watch::Sender<bool>,
 }
 
+impl Active {
+    /// Revoke a lease (see [`crate::lease::revoke`]).
+    pub async fn revoke_lease(&self, id: &str) -> Result<()> {
+        self.revoke_lease_in(id, None).await
+    }
+
+    pub(crate) async fn revoke_lease_in(
+        &self,
+        id: &str,
+        gone: Option<&crate::router::Mount>,
+    ) -> Result<()> {
+        crate::lease::revoke(&self.router, &self.tokens, &self.leases, id, gone).await
+    }
+}
+
 pub struct Core {
     barrier: Arc<Barrier>,
     config: CoreConfig,
@@ -438,26 +453,26 @@ impl Core {
         let outstanding = leases.load().await?;
         tracing::debug!(leases = outstanding, "leases loaded");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let router = Arc::new(Router::new());
         let revoker_tokens = tokens.clone();
         let revoker_leases = leases.clone();
+        let revoker_router = router.clone();
         tokio::spawn(crate::lease::run_expiration(
             leases.clone(),
             stop_rx,
             move |lease| {
                 let tokens = revoker_tokens.clone();
                 let leases = revoker_leases.clone();
+                let router = revoker_router.clone();
                 async move {
-                    match &lease.token_hash {
-                        Some(h) => tokens.revoke_tree(h).await?,
-                        None => leases.delete(&lease.lease_id).await?,
-                    }
+                    crate::lease::revoke(&router, &tokens, &leases, &lease.lease_id, None).await?;
                     tracing::debug!(lease = %lease.lease_id, "lease expired and was revoked");
                     Ok(())
                 }
             },
         ));
         let active = Arc::new(Active {
-            router: Arc::new(Router::new()),
+            router,
             audit,
             tokens,
             policies,
@@ -598,7 +613,7 @@ impl Core {
         // everything the mount handed out goes with it: tokens of an auth method, leases of an
         // engine
         for id in active.leases.ids_under(&path).await? {
-            active.tokens.revoke_lease(&id).await?;
+            active.revoke_lease_in(&id, Some(&mount)).await?;
         }
         mount.view.delete_prefix("").await?;
         mount.engine.cleanup().await?;

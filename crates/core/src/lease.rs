@@ -23,6 +23,30 @@ pub struct Lease {
     /// For a token's lease: the token's hash.
     #[serde(default)]
     pub token_hash: Option<String>,
+    /// For an engine's secret (a database user): what to revoke, and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretRecord>,
+}
+
+/// The engine side of a secret's lease.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct SecretRecord {
+    /// The mount that issued it (its path, with the trailing `/`).
+    pub mount_path: String,
+    /// The mount's accessor: a remount keeps it, a new mount at the same path does not.
+    pub mount_accessor: String,
+    /// Renewals stop here (unix time).
+    pub max_expire_time: f64,
+    /// The engine's own data (e.g. the database user's name).
+    pub internal: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("mount_path", &self.mount_path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Lease {
@@ -199,5 +223,41 @@ pub async fn run_expiration<F, Fut>(
             _ = leases.schedule.wake.notified() => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Revoke a lease: a token's (the token and its children) or an engine secret's (the engine
+/// that issued it revokes it first, e.g. drops the database user; if that fails the lease stays
+/// and the revocation is tried again). `gone` is a mount just removed from the routing table
+/// whose leases are being revoked.
+pub async fn revoke(
+    router: &crate::router::Router,
+    tokens: &crate::token::TokenStore,
+    leases: &Leases,
+    id: &str,
+    gone: Option<&crate::router::Mount>,
+) -> Result<()> {
+    let Some(lease) = leases.get(id).await? else {
+        return Ok(());
+    };
+    match (&lease.token_hash, &lease.secret) {
+        (Some(h), _) => tokens.revoke_tree(h).await,
+        (None, Some(sec)) => {
+            let issuer = gone
+                .filter(|m| m.entry.accessor == sec.mount_accessor)
+                .cloned()
+                .or_else(|| {
+                    router
+                        .snapshot()
+                        .iter()
+                        .find(|m| m.entry.accessor == sec.mount_accessor)
+                        .cloned()
+                });
+            if let Some(m) = issuer {
+                m.engine.revoke_secret(&m.view, &sec.internal).await?;
+            }
+            leases.delete(id).await
+        }
+        (None, None) => leases.delete(id).await,
     }
 }

@@ -371,15 +371,20 @@ impl Core {
                         None => mount.engine.handle(&ereq).await,
                     };
                     match answer {
-                        Ok(Some(mut resp)) => match resp.login.take() {
-                            Some(login) => self
+                        Ok(Some(mut resp)) => match (resp.login.take(), resp.secret.take()) {
+                            (Some(login), _) => self
                                 .issue_login_token(active, &mount.entry, &p.path, login)
                                 .await
                                 .map(|auth| {
                                     resp.auth = Some(auth);
                                     resp
                                 }),
-                            None => Ok(resp),
+                            (None, Some(secret)) => {
+                                self.issue_secret_lease(active, mount, &p.path, secret, &mut resp)
+                                    .await?;
+                                Ok(resp)
+                            }
+                            (None, None) => Ok(resp),
                         },
                         Ok(None) => Ok(Response::default()),
                         Err(e) => Err(e),
@@ -409,6 +414,66 @@ impl Core {
             }
             (r, _) => r,
         }
+    }
+
+    /// Put an engine's secret under a lease (id `<path>/<random>`), stored before the answer
+    /// leaves, so that it is revoked even if the caller never comes back.
+    async fn issue_secret_lease(
+        &self,
+        active: &Active,
+        mount: &Mount,
+        path: &str,
+        secret: crate::request::SecretLease,
+        resp: &mut Response,
+    ) -> Result<()> {
+        let e = &mount.entry;
+        let sys_default = if e.config.default_lease_ttl > 0 {
+            e.config.default_lease_ttl
+        } else {
+            self.config().default_lease_ttl
+        };
+        let sys_max = if e.config.max_lease_ttl > 0 {
+            e.config.max_lease_ttl
+        } else {
+            self.config().max_lease_ttl
+        };
+        let max_ttl = if secret.max_ttl > 0 {
+            secret.max_ttl.min(sys_max)
+        } else {
+            sys_max
+        };
+        let ttl = if secret.ttl > 0 {
+            secret.ttl
+        } else {
+            sys_default
+        }
+        .min(max_ttl);
+        let now = crate::util::unix_now();
+        let lease = crate::lease::Lease {
+            lease_id: format!("{}/{}", path.trim_end_matches('/'), uuid::Uuid::new_v4()),
+            issue_time: now,
+            expire_time: now + ttl as f64,
+            last_renewal: None,
+            renewable: secret.renewable,
+            token_hash: None,
+            secret: Some(crate::lease::SecretRecord {
+                mount_path: e.path.clone(),
+                mount_accessor: e.accessor.clone(),
+                max_expire_time: now + max_ttl as f64,
+                internal: secret.internal,
+            }),
+        };
+        if let Err(err) = active.leases.put(&lease).await {
+            // nothing may stay behind unleased: take the secret back
+            if let Some(sec) = &lease.secret {
+                let _ = mount.engine.revoke_secret(&mount.view, &sec.internal).await;
+            }
+            return Err(err);
+        }
+        resp.lease_id = lease.lease_id;
+        resp.lease_duration = ttl;
+        resp.renewable = secret.renewable;
+        Ok(())
     }
 
     /// Turn an auth method's login answer into a token (an orphan with its own lease).

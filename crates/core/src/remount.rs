@@ -96,7 +96,7 @@ impl Core {
 
         // what the mount handed out under its old path goes, as in Vault
         for lease in active.leases.ids_under(&src).await? {
-            active.tokens.revoke_lease(&lease).await?;
+            active.revoke_lease_in(&lease, Some(&all[idx])).await?;
         }
         let mut entry = (*all[idx].entry).clone();
         entry.path.clone_from(&dst);

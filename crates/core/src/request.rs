@@ -221,6 +221,10 @@ pub struct Response {
     pub login: Option<LoginAuth>,
     /// Set when the response was wrapped: the caller gets only this.
     pub wrap_info: Option<WrapInfo>,
+    /// Set by an engine that hands out something to revoke later (a database user): the core
+    /// puts it under a lease (answered as `lease_id`, `lease_duration`, `renewable`) and asks
+    /// the engine to revoke it when the lease is revoked or expires.
+    pub secret: Option<SecretLease>,
     /// Names the schema of `data` when an engine answers with one of its typed results (e.g.
     /// the kv domain's `kv.version`): each dialect renders that result in its own shape. `None`
     /// means `data` is already the answer's body. Kept through response wrapping, so an
@@ -241,6 +245,19 @@ pub struct WrapInfo {
     pub creation_time: String,
     pub creation_path: String,
     pub wrapped_accessor: String,
+}
+
+/// What an engine asks to be leased.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecretLease {
+    /// Seconds; 0 = the mount's default lease TTL.
+    pub ttl: u64,
+    /// Renewal cap from the issue time, seconds; 0 = the mount's max lease TTL.
+    pub max_ttl: u64,
+    pub renewable: bool,
+    /// What the engine needs to revoke or renew it (stored under the barrier with the lease;
+    /// never answered to the caller).
+    pub internal: Map<String, Value>,
 }
 
 /// What an auth method returns from a successful login; the core creates the token.

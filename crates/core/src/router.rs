@@ -162,6 +162,28 @@ pub trait Engine: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Revoke a secret this engine handed out under a lease ([`crate::request::SecretLease`]):
+    /// called when the lease is revoked or expires; `internal` is what the engine attached. An
+    /// error keeps the lease, and the revocation is tried again later.
+    async fn revoke_secret(
+        &self,
+        _storage: &crate::barrier::View,
+        _internal: &Map<String, Value>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Extend a leased secret until `expire_time` (unix seconds) where it lives (e.g. a
+    /// database user's validity). An error refuses the renewal.
+    async fn renew_secret(
+        &self,
+        _storage: &crate::barrier::View,
+        _internal: &Map<String, Value>,
+        _expire_time: f64,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Called when the mount is disabled, after its storage has been removed.
     async fn cleanup(&self) -> Result<()> {
         Ok(())

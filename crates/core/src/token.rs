@@ -196,6 +196,7 @@ fn lease_of(e: &TokenEntry) -> Option<Lease> {
         last_renewal: None,
         renewable: e.renewable,
         token_hash: Some(e.hash.clone()),
+        secret: None,
     })
 }
 

@@ -552,3 +552,168 @@ async fn coffer_acts_on_its_own_behalf_only_on_internal_requests() {
     assert_eq!(entry["auth"]["display_name"], "coffer-rotation-scheduler");
     assert_eq!(entry["dialect"], "internal");
 }
+
+/// An engine handing out leased secrets, recording what it is asked to revoke and renew.
+#[derive(Default)]
+struct Leasing {
+    revoked: parking_lot::Mutex<Vec<String>>,
+    renewed: parking_lot::Mutex<Vec<(String, f64)>>,
+}
+
+#[async_trait::async_trait]
+impl Engine for Leasing {
+    async fn handle(&self, req: &EngineRequest<'_>) -> Result<Option<Response>> {
+        let user = format!("u-{}", uuid::Uuid::new_v4());
+        let ttl = req.data.get("ttl").and_then(Value::as_u64).unwrap_or(60);
+        Ok(Some(Response {
+            data: Some(json!({ "username": user }).as_object().unwrap().clone()),
+            secret: Some(coffer_core::request::SecretLease {
+                ttl,
+                max_ttl: 30,
+                renewable: true,
+                internal: json!({ "username": user }).as_object().unwrap().clone(),
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn revoke_secret(
+        &self,
+        _storage: &coffer_core::barrier::View,
+        internal: &serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        self.revoked
+            .lock()
+            .push(internal["username"].as_str().unwrap().to_string());
+        Ok(())
+    }
+
+    async fn renew_secret(
+        &self,
+        _storage: &coffer_core::barrier::View,
+        internal: &serde_json::Map<String, Value>,
+        expire_time: f64,
+    ) -> Result<()> {
+        self.renewed.lock().push((
+            internal["username"].as_str().unwrap().to_string(),
+            expire_time,
+        ));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn engine_secrets_are_leased_renewed_and_revoked_by_their_engine() {
+    let engine = Arc::new(Leasing::default());
+    let mut registry = EngineRegistry::new();
+    let e = engine.clone();
+    registry.register(
+        "leasing",
+        Arc::new(move |_e: &coffer_core::router::MountEntry| Ok(e.clone() as Arc<dyn Engine>)),
+    );
+    let core = Core::new(
+        Arc::new(InmemBackend::new()),
+        CoreConfig::default(),
+        registry,
+    );
+    let init = core
+        .init(coffer_core::seal::InitParams {
+            secret_shares: 1,
+            secret_threshold: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    core.unseal(Some(&init.keys_base64[0]), false)
+        .await
+        .unwrap();
+    let root = init.root_token.clone();
+    call(
+        &core,
+        &root,
+        Operation::Update,
+        "sys/mounts/db",
+        json!({"type": "leasing"}),
+    )
+    .await
+    .unwrap();
+    let issue = |ttl: u64| {
+        let (core, root) = (core.clone(), root.clone());
+        async move {
+            call(
+                &core,
+                &root,
+                Operation::Read,
+                "db/creds/app",
+                json!({ "ttl": ttl }),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // a TTL over the secret's max TTL is capped
+    assert_eq!(issue(60).await.lease_duration, 30);
+    let a = issue(20).await;
+    assert!(a.lease_id.starts_with("db/creds/app/"), "{}", a.lease_id);
+    assert_eq!((a.lease_duration, a.renewable), (20, true));
+    let user_a = a.data.as_ref().unwrap()["username"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // renew: the engine extends it first; never past max_ttl (30 s from issue... capped to 30)
+    let r = call(
+        &core,
+        &root,
+        Operation::Update,
+        "sys/leases/renew",
+        json!({"lease_id": a.lease_id, "increment": 3600}),
+    )
+    .await
+    .unwrap();
+    assert!(r.lease_duration <= 30, "{}", r.lease_duration);
+    assert_eq!(engine.renewed.lock()[0].0, user_a);
+    // revoke: the engine revokes it, the lease is gone
+    call(
+        &core,
+        &root,
+        Operation::Update,
+        "sys/leases/revoke",
+        json!({"lease_id": a.lease_id}),
+    )
+    .await
+    .unwrap();
+    assert!(engine.revoked.lock().contains(&user_a));
+    assert!(call(
+        &core,
+        &root,
+        Operation::Update,
+        "sys/leases/lookup",
+        json!({"lease_id": a.lease_id})
+    )
+    .await
+    .is_err());
+    // expiry: the expiration manager revokes it through the engine
+    let b = issue(1).await;
+    let user_b = b.data.as_ref().unwrap()["username"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !engine.revoked.lock().contains(&user_b) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired lease was not revoked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // disabling the mount revokes what it still has out
+    let c = issue(60).await;
+    let user_c = c.data.as_ref().unwrap()["username"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(&core, &root, Operation::Delete, "sys/mounts/db", json!({}))
+        .await
+        .unwrap();
+    assert!(engine.revoked.lock().contains(&user_c));
+}

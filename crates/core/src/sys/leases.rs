@@ -54,27 +54,29 @@ pub(super) async fn dispatch(
                 .get(&id)
                 .await?
                 .ok_or_else(|| CoreError::invalid("lease not found"))?;
-            if let Some(v) = d.get("increment").filter(|v| !v.is_null()) {
-                parse_duration_value(v)?;
-            }
-            match &lease.token_hash {
+            let increment = match d.get("increment").filter(|v| !v.is_null()) {
+                Some(v) => Some(parse_duration_value(v)?.as_secs()),
+                None => None,
+            };
+            match (&lease.token_hash, &lease.secret) {
                 // as in Vault: a token is renewed through auth/token/renew*, which asks the auth
                 // method that issued it
-                Some(_) => Err(CoreError::invalid(
+                (Some(_), _) => Err(CoreError::invalid(
                     "tokens cannot be renewed through this endpoint",
                 )),
-                None => Err(CoreError::invalid("lease is not renewable")),
+                (None, Some(_)) if lease.renewable => renew_secret(active, lease, increment).await,
+                _ => Err(CoreError::invalid("lease is not renewable")),
             }
         }
         ("leases/revoke" | "revoke", Operation::Update) => {
             let id = lease_id_param(d)?;
-            active.tokens.revoke_lease(&id).await?;
+            active.revoke_lease(&id).await?;
             Ok(Response::default())
         }
         (p, Operation::Update) if p.starts_with("leases/revoke/") => {
             let id = p["leases/revoke/".len()..].to_string();
             crate::lease::validate_lease_id(&id)?;
-            active.tokens.revoke_lease(&id).await?;
+            active.revoke_lease(&id).await?;
             Ok(Response::default())
         }
         (p, Operation::Update)
@@ -89,7 +91,7 @@ pub(super) async fn dispatch(
                 ids.insert(0, prefix.to_string());
             }
             for id in ids {
-                match active.tokens.revoke_lease(&id).await {
+                match active.revoke_lease(&id).await {
                     Ok(()) => {}
                     Err(_) if force => active.leases.delete(&id).await?,
                     Err(e) => return Err(e),
@@ -115,6 +117,45 @@ pub(super) async fn dispatch(
         }
         _ => Err(CoreError::unsupported_path(full_path)),
     }
+}
+
+/// Renew an engine's secret: by `increment` seconds from now (default: its last duration), never
+/// past its max TTL; the engine extends it where it lives first.
+async fn renew_secret(
+    active: &Active,
+    mut lease: crate::lease::Lease,
+    increment: Option<u64>,
+) -> Result<Response> {
+    let now = crate::util::unix_now();
+    if lease.expire_time <= now {
+        return Err(CoreError::invalid("lease expired"));
+    }
+    let Some(sec) = lease.secret.clone() else {
+        return Err(CoreError::invalid("lease is not renewable"));
+    };
+    let last = lease.expire_time - lease.last_renewal.unwrap_or(lease.issue_time);
+    let want = increment.map(|i| i as f64).unwrap_or(last);
+    let expire = (now + want).min(sec.max_expire_time);
+    let mount = active
+        .router
+        .snapshot()
+        .iter()
+        .find(|m| m.entry.accessor == sec.mount_accessor)
+        .cloned()
+        .ok_or_else(|| CoreError::invalid("the mount that issued this lease is gone"))?;
+    mount
+        .engine
+        .renew_secret(&mount.view, &sec.internal, expire)
+        .await?;
+    lease.expire_time = expire;
+    lease.last_renewal = Some(now);
+    active.leases.put(&lease).await?;
+    Ok(Response {
+        lease_id: lease.lease_id,
+        lease_duration: (expire - now).max(0.0).round() as u64,
+        renewable: true,
+        ..Default::default()
+    })
 }
 
 fn lease_id_param(d: &Map<String, Value>) -> Result<String> {
