@@ -4,8 +4,10 @@
 //!   and Azure dialects also read and write.
 //! - [`auth`]: the auth methods AppRole, userpass and AWS access keys (mount types `approle`,
 //!   `userpass`, `aws-access-keys`).
+//! - [`database`]: database connections (and, next, Vault's database secrets engine).
 
 pub mod auth;
+pub mod database;
 pub mod kv;
 
 pub use auth::{

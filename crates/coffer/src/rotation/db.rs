@@ -18,19 +18,11 @@
 use super::rotators::{finish, read_text, Job};
 use coffer_core::password::{generate, PasswordRules};
 use coffer_core::request::Operation;
-use mysql_async::prelude::Queryable;
+use coffer_engines::database::conn::{pg_ident, sql_literal, Conn, Engine, Target};
 use serde_json::{json, Map, Value};
-use std::time::Duration;
 use zeroize::Zeroizing;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CLONE_SUFFIX: &str = "_clone";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Postgres,
-    Mysql,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -76,10 +68,7 @@ impl DbSecret {
             return Err("the username must be letters, digits and _ (at most 63)".into());
         }
         let port = match fields.get("port") {
-            None => match engine {
-                Engine::Postgres => 5432,
-                Engine::Mysql => 3306,
-            },
+            None => engine.default_port(),
             Some(v) => v
                 .as_u64()
                 .or_else(|| v.as_str().and_then(|p| p.parse().ok()))
@@ -95,6 +84,17 @@ impl DbSecret {
             username,
             fields,
         })
+    }
+
+    /// Where and as whom to log in.
+    fn target(&self) -> Target {
+        Target {
+            host: self.host.clone(),
+            port: self.port,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            dbname: self.dbname.clone(),
+        }
     }
 
     /// The secret's JSON with another username and password.
@@ -115,107 +115,6 @@ fn new_password() -> Result<Zeroizing<String>, String> {
     .map_err(|e| e.to_string())
 }
 
-fn pg_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-fn sql_literal(s: &str) -> Result<String, String> {
-    if s.contains('\\') || s.contains('\0') {
-        return Err("a password with a backslash cannot be set".into());
-    }
-    Ok(format!("'{}'", s.replace('\'', "''")))
-}
-
-/// A connection to the database as the secret's user.
-enum Conn {
-    Pg(tokio_postgres::Client),
-    My(mysql_async::Conn),
-}
-
-impl Conn {
-    async fn open(engine: Engine, s: &DbSecret) -> Result<Conn, String> {
-        let fut = async {
-            match engine {
-                Engine::Postgres => {
-                    let mut cfg = tokio_postgres::Config::new();
-                    cfg.host(&s.host)
-                        .port(s.port)
-                        .user(&s.username)
-                        .password(s.password.as_bytes())
-                        .dbname(s.dbname.as_deref().unwrap_or("postgres"))
-                        .connect_timeout(CONNECT_TIMEOUT);
-                    let (client, conn) = cfg
-                        .connect(tokio_postgres::NoTls)
-                        .await
-                        .map_err(|e| format!("PostgreSQL login as {} failed: {e}", s.username))?;
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    Ok(Conn::Pg(client))
-                }
-                Engine::Mysql => {
-                    let opts = mysql_async::OptsBuilder::default()
-                        .ip_or_hostname(s.host.clone())
-                        .tcp_port(s.port)
-                        .user(Some(s.username.clone()))
-                        .pass(Some(s.password.to_string()))
-                        .db_name(s.dbname.clone());
-                    let conn = mysql_async::Conn::new(opts)
-                        .await
-                        .map_err(|e| format!("MySQL login as {} failed: {e}", s.username))?;
-                    Ok(Conn::My(conn))
-                }
-            }
-        };
-        tokio::time::timeout(CONNECT_TIMEOUT, fut)
-            .await
-            .map_err(|_| format!("connecting to {}:{} timed out", s.host, s.port))?
-    }
-
-    async fn exec(&mut self, sql: &str) -> Result<(), String> {
-        match self {
-            Conn::Pg(c) => c.batch_execute(sql).await.map_err(|e| e.to_string()),
-            Conn::My(c) => c.query_drop(sql).await.map_err(|e| e.to_string()),
-        }
-    }
-
-    /// Whether a login (user) exists.
-    async fn user_exists(&mut self, user: &str) -> Result<bool, String> {
-        match self {
-            Conn::Pg(c) => c
-                .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&user])
-                .await
-                .map(|rows| !rows.is_empty())
-                .map_err(|e| e.to_string()),
-            Conn::My(c) => c
-                .exec_first::<u8, _, _>("SELECT 1 FROM mysql.user WHERE User = ?", (user,))
-                .await
-                .map(|r| r.is_some())
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    /// The statements that give `to` the rights of `from` (MySQL: its grants, for host `%`).
-    async fn grants(&mut self, from: &str) -> Result<Vec<String>, String> {
-        match self {
-            Conn::Pg(_) => Ok(Vec::new()),
-            Conn::My(c) => c
-                .query::<String, _>(format!("SHOW GRANTS FOR '{from}'@'%'"))
-                .await
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    async fn close(self) {
-        match self {
-            Conn::Pg(_) => {}
-            Conn::My(c) => {
-                let _ = c.disconnect().await;
-            }
-        }
-    }
-}
-
 fn set_password_sql(engine: Engine, user: &str, password: &str) -> Result<String, String> {
     let lit = sql_literal(password)?;
     Ok(match engine {
@@ -225,7 +124,7 @@ fn set_password_sql(engine: Engine, user: &str, password: &str) -> Result<String
 }
 
 async fn login_works(engine: Engine, s: &DbSecret) -> bool {
-    match Conn::open(engine, s).await {
+    match Conn::open(engine, &s.target()).await {
         Ok(c) => {
             c.close().await;
             true
@@ -315,7 +214,7 @@ pub async fn step(
                 .await?
                 .ok_or("the pending version is missing")?;
             check_host(job, &pending)?;
-            let mut c = Conn::open(engine, &pending).await?;
+            let mut c = Conn::open(engine, &pending.target()).await?;
             let r = c.exec("SELECT 1").await;
             c.close().await;
             r
@@ -339,7 +238,7 @@ async fn set_single(
         if old.username != pending.username || old.host != pending.host {
             return Err("the pending version names another user or host".into());
         }
-        match Conn::open(engine, &old).await {
+        match Conn::open(engine, &old.target()).await {
             Ok(mut c) => {
                 let r = match engine {
                     Engine::Postgres => {
@@ -390,7 +289,7 @@ async fn set_alternating(
     let text = read_master(job, step, &master_name).await?;
     let master = DbSecret::parse(&text, engine)?;
     check_host(job, &master)?;
-    let mut c = Conn::open(engine, &master).await?;
+    let mut c = Conn::open(engine, &master.target()).await?;
     let r = async {
         let user = &pending.username;
         if !c.user_exists(user).await? {

@@ -54,7 +54,7 @@ pub struct PasswordOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotator {
     Password(PasswordOptions),
-    Database(super::db::Engine, super::db::Mode),
+    Database(coffer_engines::database::conn::Engine, super::db::Mode),
     Hook(String),
 }
 
