@@ -41,6 +41,7 @@ pub fn engine_registry() -> EngineRegistry {
     r.register("kv-v2", coffer_engines::kv_factory());
     r.register("approle", coffer_engines::approle_factory());
     r.register("userpass", coffer_engines::userpass_factory());
+    r.register("database", coffer_engines::database_factory());
     r.register(
         coffer_engines::auth::access_keys::MOUNT_TYPE,
         coffer_engines::access_keys_factory(),

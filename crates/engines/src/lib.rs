@@ -4,7 +4,8 @@
 //!   and Azure dialects also read and write.
 //! - [`auth`]: the auth methods AppRole, userpass and AWS access keys (mount types `approle`,
 //!   `userpass`, `aws-access-keys`).
-//! - [`database`]: database connections (and, next, Vault's database secrets engine).
+//! - [`database`]: Vault's database secrets engine (mount type `database`) and the database
+//!   connections the rotators share.
 
 pub mod auth;
 pub mod database;
@@ -14,4 +15,5 @@ pub use auth::{
     access_keys_factory, approle_factory, userpass_factory, AccessKeysEngine, AppRoleEngine,
     UserpassEngine,
 };
+pub use database::database_factory;
 pub use kv::{kv_factory, KvEngine, KvVersion, SecretMeta, VersionMeta};
