@@ -671,6 +671,17 @@ async fn engine_secrets_are_leased_renewed_and_revoked_by_their_engine() {
     .await
     .unwrap();
     assert!(r.lease_duration <= 30, "{}", r.lease_duration);
+    // an increment of 0 (the CLI's default) keeps the duration, never ends the lease
+    let r0 = call(
+        &core,
+        &root,
+        Operation::Update,
+        "sys/leases/renew",
+        json!({"lease_id": a.lease_id, "increment": 0}),
+    )
+    .await
+    .unwrap();
+    assert!(r0.lease_duration > 0, "{}", r0.lease_duration);
     assert_eq!(engine.renewed.lock()[0].0, user_a);
     // revoke: the engine revokes it, the lease is gone
     call(

@@ -54,8 +54,9 @@ pub(super) async fn dispatch(
                 .get(&id)
                 .await?
                 .ok_or_else(|| CoreError::invalid("lease not found"))?;
+            // 0 (what Vault's CLI sends without -increment) asks for the default
             let increment = match d.get("increment").filter(|v| !v.is_null()) {
-                Some(v) => Some(parse_duration_value(v)?.as_secs()),
+                Some(v) => Some(parse_duration_value(v)?.as_secs()).filter(|i| *i > 0),
                 None => None,
             };
             match (&lease.token_hash, &lease.secret) {
