@@ -1,6 +1,7 @@
 //! Automatic rotation: the scheduler that finds due rotations on every kv v2 mount and drives
 //! each run through AWS's four steps (`createSecret`, `setSecret`, `testSecret`,
-//! `finishSecret`) with the secret's rotator ([`rotators`]).
+//! `finishSecret`) with the secret's rotator ([`rotators`]), and rotates the due static roles
+//! of every `database` mount (`rotate-role/<name>`).
 //!
 //! Everything the scheduler does is a core request of Coffer acting on its own behalf
 //! (`Credential::Internal`, audited with dialect `internal`, the actor `rotation-scheduler`
@@ -75,15 +76,15 @@ pub fn spawn(core: Arc<Core>, settings: Arc<RotationSettings>) {
     });
 }
 
-/// The kv v2 mounts (paths with their trailing `/`).
-async fn kv_mounts(core: &Core) -> Result<Vec<String>, CoreError> {
+/// The kv v2 mounts and the database mounts (paths with their trailing `/`).
+async fn mounts(core: &Core) -> Result<(Vec<String>, Vec<String>), CoreError> {
     let sys = Internal {
         core,
         actor: "rotation-scheduler".into(),
         step: "schedule",
     };
     let resp = sys.call(Operation::Read, "sys/mounts", Map::new()).await?;
-    let mut out = Vec::new();
+    let (mut kv, mut db) = (Vec::new(), Vec::new());
     for (path, m) in resp.data.unwrap_or_default() {
         let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
         let version = m
@@ -92,10 +93,46 @@ async fn kv_mounts(core: &Core) -> Result<Vec<String>, CoreError> {
             .and_then(Value::as_str)
             .unwrap_or("1");
         if kind == "kv-v2" || (kind == "kv" && version == "2") {
-            out.push(path);
+            kv.push(path);
+        } else if kind == "database" {
+            db.push(path);
         }
     }
-    Ok(out)
+    Ok((kv, db))
+}
+
+/// The due static roles of a database mount, each rotated now (`rotate-role/<name>`).
+async fn rotate_static_roles(core: &Core, mount: &str) -> Result<(), CoreError> {
+    let sys = Internal {
+        core,
+        actor: "rotation-scheduler".into(),
+        step: "static-role",
+    };
+    let resp = sys
+        .call(
+            Operation::List,
+            &format!("{mount}static-roles-due"),
+            Map::new(),
+        )
+        .await?;
+    let due: Vec<String> = resp
+        .data
+        .and_then(|d| d.get("keys").cloned())
+        .and_then(|k| serde_json::from_value(k).ok())
+        .unwrap_or_default();
+    for name in due {
+        if let Err(e) = sys
+            .call(
+                Operation::Update,
+                &format!("{mount}rotate-role/{name}"),
+                Map::new(),
+            )
+            .await
+        {
+            tracing::warn!(role = %format!("{mount}{name}"), error = %e, "static role rotation failed");
+        }
+    }
+    Ok(())
 }
 
 async fn tick(
@@ -103,7 +140,13 @@ async fn tick(
     settings: &Arc<RotationSettings>,
     running: &Running,
 ) -> Result<(), CoreError> {
-    for mount in kv_mounts(core).await? {
+    let (kv, db) = mounts(core).await?;
+    for mount in db {
+        if let Err(e) = rotate_static_roles(core, &mount).await {
+            tracing::warn!(%mount, error = %e, "could not rotate the static roles");
+        }
+    }
+    for mount in kv {
         let sys = Internal {
             core,
             actor: "rotation-scheduler".into(),

@@ -9,6 +9,7 @@
 //! | `rotate-root/<name>` | write: a new password for the configuration's user, set in the database |
 //! | `roles/<name>` | write, read, delete; list `roles/` |
 //! | `creds/<role>` | read: a new user and password, leased |
+//! | `static-roles/<name>`, `static-creds/<name>`, `rotate-role/<name>` | an existing user whose password Coffer rotates ([`super::static_roles`]) |
 //!
 //! Statements are templates rendered with generated values only (`{{name}}`, `{{password}}`,
 //! `{{expiration}}`): no caller input is spliced into SQL. A user whose creation fails is
@@ -29,10 +30,10 @@ use zeroize::Zeroizing;
 
 /// A connection configuration as stored (the password only under the barrier).
 #[derive(Clone, Serialize, Deserialize)]
-struct ConnConfig {
-    plugin_name: String,
+pub(super) struct ConnConfig {
+    pub(super) plugin_name: String,
     connection_url: String,
-    username: String,
+    pub(super) username: String,
     password: String,
     #[serde(default)]
     allowed_roles: Vec<String>,
@@ -53,11 +54,11 @@ impl Drop for ConnConfig {
 }
 
 impl ConnConfig {
-    fn engine(&self) -> Result<Db> {
+    pub(super) fn engine(&self) -> Result<Db> {
         plugin::engine_of(&self.plugin_name)
     }
 
-    async fn connect(&self) -> Result<Conn> {
+    pub(super) async fn connect(&self) -> Result<Conn> {
         let target = plugin::target(
             self.engine()?,
             &self.connection_url,
@@ -69,7 +70,7 @@ impl ConnConfig {
             .map_err(CoreError::invalid)
     }
 
-    fn allows(&self, role: &str) -> bool {
+    pub(super) fn allows(&self, role: &str) -> bool {
         self.allowed_roles.iter().any(|r| r == "*" || r == role)
     }
 }
@@ -91,7 +92,7 @@ struct Role {
     max_ttl: u64,
 }
 
-fn config_key(name: &str) -> String {
+pub(super) fn config_key(name: &str) -> String {
     format!("config/{name}")
 }
 
@@ -100,7 +101,7 @@ fn role_key(name: &str) -> String {
 }
 
 /// A config or role name: letters, digits, `-`, `_`, `.`.
-fn check_name(name: &str) -> Result<&str> {
+pub(super) fn check_name(name: &str) -> Result<&str> {
     if !name.is_empty()
         && name.len() <= 128
         && name
@@ -113,7 +114,7 @@ fn check_name(name: &str) -> Result<&str> {
     }
 }
 
-fn opt_str(d: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+pub(super) fn opt_str(d: &Map<String, Value>, key: &str) -> Result<Option<String>> {
     match d.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -145,7 +146,7 @@ fn opt_list(d: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>> {
 }
 
 /// Statements: a list, or one string (Vault takes both).
-fn opt_statements(d: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>> {
+pub(super) fn opt_statements(d: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>> {
     match d.get(key) {
         Some(Value::String(s)) => Ok(Some(vec![s.clone()]).filter(|_| !s.trim().is_empty())),
         _ => opt_list_raw(d, key),
@@ -186,7 +187,7 @@ fn check_generated(name: &str) -> Result<&str> {
 
 /// Run statements in order; the first failure stops (its message has no password: the
 /// statements are not echoed).
-async fn run(conn: &mut Conn, statements: &[Zeroizing<String>]) -> Result<()> {
+pub(super) async fn run(conn: &mut Conn, statements: &[Zeroizing<String>]) -> Result<()> {
     for (i, s) in statements.iter().enumerate() {
         conn.exec(s).await.map_err(|e| {
             CoreError::invalid(format!("statement {} failed: {}", i + 1, redact(&e)))
@@ -227,11 +228,14 @@ pub fn database_factory() -> EngineFactory {
     Arc::new(|_entry: &MountEntry| -> Result<Arc<dyn Engine>> { Ok(Arc::new(DatabaseEngine)) })
 }
 
-async fn load<T: serde::de::DeserializeOwned>(view: &View, key: &str) -> Result<Option<T>> {
+pub(super) async fn load<T: serde::de::DeserializeOwned>(
+    view: &View,
+    key: &str,
+) -> Result<Option<T>> {
     view.get_json(key).await
 }
 
-fn data(v: Value) -> Option<Response> {
+pub(super) fn data(v: Value) -> Option<Response> {
     match v {
         Value::Object(m) => Some(Response {
             data: Some(m),
@@ -241,7 +245,7 @@ fn data(v: Value) -> Option<Response> {
     }
 }
 
-fn keys(mut k: Vec<String>) -> Result<Option<Response>> {
+pub(super) fn keys(mut k: Vec<String>) -> Result<Option<Response>> {
     if k.is_empty() {
         return Err(CoreError::not_found(""));
     }
@@ -498,6 +502,17 @@ impl Engine for DatabaseEngine {
                 Ok(None)
             }
             ("creds", n, Operation::Read) => self.creds(req, check_name(n)?).await,
+            ("static-roles", "", Operation::List) => {
+                keys(req.storage.list(super::static_roles::PREFIX).await?)
+            }
+            ("static-roles", n, op) => super::static_roles::role(req, check_name(n)?, op).await,
+            ("static-creds", n, Operation::Read) => {
+                super::static_roles::creds(req, check_name(n)?).await
+            }
+            ("rotate-role", n, Operation::Create | Operation::Update) => {
+                super::static_roles::rotate(req, check_name(n)?).await
+            }
+            ("static-roles-due", "", Operation::List) => super::static_roles::due(req).await,
             _ => Err(CoreError::unsupported_path(&format!(
                 "{}{}",
                 req.mount.path, req.path

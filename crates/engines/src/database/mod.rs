@@ -5,5 +5,6 @@
 pub mod conn;
 pub mod engine;
 pub mod plugin;
+pub mod static_roles;
 
 pub use engine::{database_factory, DatabaseEngine};
