@@ -549,3 +549,28 @@ def hook_host():
     yield make
     for h in made:
         h.close()
+
+
+# --- database secrets engine ------------------------------------------------------------------------
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def db_kind(request):
+    """Each real database server of scripts/databases.sh in turn (database_helpers.PG / .MY)."""
+    from database_helpers import DATABASES
+    db = DATABASES[request.param]
+    db.require()
+    return db
+
+
+@pytest.fixture
+def db_engine(client, db_kind):
+    """A fresh `database` mount on the session dev server for ``db_kind``
+    (database_helpers.DbEngine); afterwards the mount is disabled and every user the test left in
+    the database (issued credentials, dedicated root users) is dropped."""
+    from database_helpers import DbEngine
+    engine = DbEngine(client, db_kind)
+    try:
+        engine.enable()
+        yield engine
+    finally:
+        engine.cleanup()

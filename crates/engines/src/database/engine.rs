@@ -313,11 +313,21 @@ impl DatabaseEngine {
         let pw = plugin::password()?;
         let statements = if old.root_rotation_statements.is_empty() {
             let lit = sql_literal(&pw).map_err(CoreError::invalid)?;
+            let user = &old.username;
             vec![Zeroizing::new(match db {
-                Db::Postgres => {
-                    format!("ALTER ROLE {} WITH PASSWORD {lit}", pg_ident(&old.username))
+                Db::Postgres => format!("ALTER ROLE {} WITH PASSWORD {lit}", pg_ident(user)),
+                // Vault's default (MariaDB ignores `ALTER USER CURRENT_USER()` silently)
+                Db::Mysql => {
+                    let plain = user
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+                    if !plain {
+                        return Err(CoreError::invalid(
+                            "this username needs root_rotation_statements to be rotated",
+                        ));
+                    }
+                    format!("ALTER USER '{user}'@'%' IDENTIFIED BY {lit}")
                 }
-                Db::Mysql => format!("ALTER USER CURRENT_USER() IDENTIFIED BY {lit}"),
             })]
         } else {
             plugin::render(
@@ -335,7 +345,17 @@ impl DatabaseEngine {
             let mut conn = old.connect().await?;
             let r = run(&mut conn, &statements).await;
             conn.close().await;
-            r
+            r?;
+            // kept only if the database took it
+            match new.connect().await {
+                Ok(c) => {
+                    c.close().await;
+                    Ok(())
+                }
+                Err(_) => Err(CoreError::invalid(
+                    "the database did not take the new root password; the old one is kept",
+                )),
+            }
         }
         .await;
         if let Err(e) = changed {
