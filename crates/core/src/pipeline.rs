@@ -416,6 +416,18 @@ impl Core {
         }
     }
 
+    /// A mount's default and max lease TTLs (the system's where the mount sets none).
+    fn mount_ttls(&self, mount: &MountEntry) -> (u64, u64) {
+        let pick = |own: u64, sys: u64| if own > 0 { own } else { sys };
+        (
+            pick(
+                mount.config.default_lease_ttl,
+                self.config().default_lease_ttl,
+            ),
+            pick(mount.config.max_lease_ttl, self.config().max_lease_ttl),
+        )
+    }
+
     /// Put an engine's secret under a lease (id `<path>/<random>`), stored before the answer
     /// leaves, so that it is revoked even if the caller never comes back.
     async fn issue_secret_lease(
@@ -427,16 +439,7 @@ impl Core {
         resp: &mut Response,
     ) -> Result<()> {
         let e = &mount.entry;
-        let sys_default = if e.config.default_lease_ttl > 0 {
-            e.config.default_lease_ttl
-        } else {
-            self.config().default_lease_ttl
-        };
-        let sys_max = if e.config.max_lease_ttl > 0 {
-            e.config.max_lease_ttl
-        } else {
-            self.config().max_lease_ttl
-        };
+        let (sys_default, sys_max) = self.mount_ttls(e);
         let max_ttl = if secret.max_ttl > 0 {
             secret.max_ttl.min(sys_max)
         } else {
@@ -484,16 +487,7 @@ impl Core {
         login_path: &str,
         login: crate::request::LoginAuth,
     ) -> Result<crate::request::AuthInfo> {
-        let sys_default = if mount.config.default_lease_ttl > 0 {
-            mount.config.default_lease_ttl
-        } else {
-            self.config().default_lease_ttl
-        };
-        let sys_max = if mount.config.max_lease_ttl > 0 {
-            mount.config.max_lease_ttl
-        } else {
-            self.config().max_lease_ttl
-        };
+        let (sys_default, sys_max) = self.mount_ttls(mount);
         let max_ttl = if login.max_ttl > 0 {
             login.max_ttl.min(sys_max)
         } else {

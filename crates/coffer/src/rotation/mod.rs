@@ -46,6 +46,16 @@ impl Internal<'_> {
         req.operation_name = Some(format!("rotation.{}", self.step));
         self.core.handle(req).await
     }
+
+    /// The keys a LIST answers.
+    pub async fn list(&self, path: &str) -> Result<Vec<String>, CoreError> {
+        let resp = self.call(Operation::List, path, Map::new()).await?;
+        Ok(resp
+            .data
+            .and_then(|d| d.get("keys").cloned())
+            .and_then(|k| serde_json::from_value(k).ok())
+            .unwrap_or_default())
+    }
 }
 
 fn object(pairs: Value) -> Map<String, Value> {
@@ -108,18 +118,7 @@ async fn rotate_static_roles(core: &Core, mount: &str) -> Result<(), CoreError> 
         actor: "rotation-scheduler".into(),
         step: "static-role",
     };
-    let resp = sys
-        .call(
-            Operation::List,
-            &format!("{mount}static-roles-due"),
-            Map::new(),
-        )
-        .await?;
-    let due: Vec<String> = resp
-        .data
-        .and_then(|d| d.get("keys").cloned())
-        .and_then(|k| serde_json::from_value(k).ok())
-        .unwrap_or_default();
+    let due = sys.list(&format!("{mount}static-roles-due")).await?;
     for name in due {
         if let Err(e) = sys
             .call(
@@ -152,18 +151,7 @@ async fn tick(
             actor: "rotation-scheduler".into(),
             step: "schedule",
         };
-        let resp = sys
-            .call(
-                Operation::List,
-                &format!("{mount}domain/rotations"),
-                Map::new(),
-            )
-            .await?;
-        let due: Vec<String> = resp
-            .data
-            .and_then(|d| d.get("keys").cloned())
-            .and_then(|k| serde_json::from_value(k).ok())
-            .unwrap_or_default();
+        let due = sys.list(&format!("{mount}domain/rotations")).await?;
         for name in due {
             let key = format!("{mount}{name}");
             let fresh = running

@@ -132,16 +132,7 @@ fn opt_list(d: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>> {
                 .filter(|x| !x.is_empty())
                 .collect(),
         )),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| CoreError::invalid(format!("{key} must be a list of strings")))
-            })
-            .collect::<Result<_>>()
-            .map(Some),
-        Some(_) => Err(CoreError::invalid(format!("{key} must be a list"))),
+        _ => opt_list_raw(d, key),
     }
 }
 

@@ -205,6 +205,14 @@ pub fn next_rotation(rules: &RotationRules, from: OffsetDateTime) -> Result<Offs
     Ok(at)
 }
 
+/// The next scheduled start after `now` (RFC 3339), when the rules schedule anything.
+fn scheduled_after(rules: &RotationRules, now: OffsetDateTime) -> Result<Option<String>> {
+    if rules.automatically_after_days.is_none() && rules.schedule_expression.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(format_time(next_rotation(rules, now)?)))
+}
+
 /// How long a failed run waits before its next attempt: 30 s doubling, at most an hour (in
 /// schedule time).
 fn retry_delay(attempts: u32) -> Duration {
@@ -516,13 +524,7 @@ impl Domain<'_> {
                         if run.attempts >= MAX_ATTEMPTS {
                             // given up until the next scheduled rotation
                             r.run = None;
-                            r.next_rotation_time = if r.rules.automatically_after_days.is_some()
-                                || r.rules.schedule_expression.is_some()
-                            {
-                                Some(format_time(next_rotation(&r.rules, now)?))
-                            } else {
-                                None
-                            };
+                            r.next_rotation_time = scheduled_after(&r.rules, now)?;
                         } else {
                             run.steps_done.clear();
                             run.next_attempt_time = format_time(now + retry_delay(run.attempts));
@@ -537,13 +539,7 @@ impl Domain<'_> {
                         r.run = None;
                         r.last_error = None;
                         r.last_rotated_time = Some(format_time(now));
-                        r.next_rotation_time = if r.rules.automatically_after_days.is_some()
-                            || r.rules.schedule_expression.is_some()
-                        {
-                            Some(format_time(next_rotation(&r.rules, now)?))
-                        } else {
-                            None
-                        };
+                        r.next_rotation_time = scheduled_after(&r.rules, now)?;
                     }
                 }
                 meta.rotation = Some(r);
