@@ -192,6 +192,10 @@ pub async fn run_expiration<F, Fut>(
     F: Fn(Lease) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
+    // failed revocations per lease: retried after 5 s, doubling up to 10 minutes (a database
+    // that is down is not hammered)
+    let mut failures: std::collections::HashMap<String, u32> = Default::default();
+    let retry_in = |n: u32| 5.0 * 2f64.powi(n.min(7) as i32);
     loop {
         let now_ms = (unix_now() * 1000.0) as u64;
         for id in leases.schedule.take_due(now_ms) {
@@ -202,12 +206,23 @@ pub async fn run_expiration<F, Fut>(
                         leases.schedule.push(lease.expire_time, &lease.lease_id);
                         continue;
                     }
-                    if let Err(e) = revoke(lease.clone()).await {
-                        tracing::warn!(lease = %id, error = %e, "lease revocation failed; retrying");
-                        leases.schedule.push(unix_now() + 5.0, &id);
+                    match revoke(lease.clone()).await {
+                        Ok(()) => {
+                            failures.remove(&id);
+                        }
+                        Err(e) => {
+                            let n = failures.entry(id.clone()).or_insert(0);
+                            let wait = retry_in(*n);
+                            *n += 1;
+                            tracing::warn!(lease = %id, error = %e, retry_in_secs = wait,
+                                "lease revocation failed; retrying");
+                            leases.schedule.push(unix_now() + wait, &id);
+                        }
                     }
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    failures.remove(&id);
+                }
                 Err(e) => {
                     tracing::warn!(lease = %id, error = %e, "cannot read lease; retrying");
                     leases.schedule.push(unix_now() + 5.0, &id);
