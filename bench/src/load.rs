@@ -346,6 +346,113 @@ async fn worker(w: usize, mut conn: Conn, s: &Shared) -> Result<WorkerOut> {
     })
 }
 
+/// A closed loop of arbitrary work: one task per element of `states` (e.g. a client connection
+/// opened beforehand), each calling `step` with its state and the iteration's number (unique
+/// across tasks) as soon as its previous call has finished, and getting the state back. Bounded,
+/// warmed up and capped as [`run`] is (`load.connections` and `load.rate` are not used: the
+/// number of states is the concurrency); each call may take at most [`REQUEST_TIMEOUT`]. The
+/// first error stops the run and is returned. A latency is the time of one whole `step`.
+pub async fn run_steps<S, F, Fut>(states: Vec<S>, load: &Load, step: F) -> Result<Run>
+where
+    S: Send + 'static,
+    F: Fn(S, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<S>> + Send + 'static,
+{
+    if states.is_empty() {
+        bail!("need at least one connection");
+    }
+    if load.rate.is_some() {
+        bail!("run_steps is closed loop only");
+    }
+    if load.duration.is_none() && load.requests.is_none() {
+        bail!("a run needs a duration or a request count");
+    }
+    let start = Instant::now() + Duration::from_millis(5);
+    let record_from = start + load.warmup;
+    let end = load.duration.map(|d| record_from + d);
+    let cap = start + load.time_cap;
+    let requests = load.requests;
+    let seq = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let step = Arc::new(step);
+    let mut set = JoinSet::new();
+    for state in states {
+        let (seq, stop, step) = (seq.clone(), stop.clone(), step.clone());
+        set.spawn(async move {
+            tokio::time::sleep_until(start.into()).await;
+            let mut state = Some(state);
+            let mut lat_ns = Vec::with_capacity(1024);
+            let mut last = start;
+            let r = loop {
+                if stop.load(Ordering::Relaxed) {
+                    break Ok(());
+                }
+                let now = Instant::now();
+                if end.is_some_and(|end| now >= end) {
+                    break Ok(());
+                }
+                if now >= cap {
+                    break Err(anyhow!(
+                        "run did not finish within its time cap of {:?}",
+                        cap - start
+                    ));
+                }
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                if requests.is_some_and(|max| n >= max) {
+                    break Ok(());
+                }
+                let Some(st) = state.take() else {
+                    break Ok(());
+                };
+                let t0 = Instant::now();
+                let out = tokio::time::timeout(REQUEST_TIMEOUT, step(st, n)).await;
+                let t1 = Instant::now();
+                match out {
+                    Err(_) => break Err(anyhow!("no answer within {REQUEST_TIMEOUT:?}")),
+                    Ok(Err(e)) => break Err(e),
+                    Ok(Ok(st)) => state = Some(st),
+                }
+                if t0 >= record_from {
+                    lat_ns.push(u64::try_from((t1 - t0).as_nanos()).unwrap_or(u64::MAX));
+                }
+                last = t1;
+            };
+            if r.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            r.map(|()| (lat_ns, last))
+        });
+    }
+    let mut lat_ns = Vec::new();
+    let mut last = record_from;
+    let mut first_err: Option<anyhow::Error> = None;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(Ok((l, t))) => {
+                lat_ns.extend(l);
+                last = last.max(t);
+            }
+            Ok(Err(e)) => {
+                stop.store(true, Ordering::Relaxed);
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                first_err.get_or_insert(anyhow!("load task failed: {e}"));
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    Ok(Run {
+        lat_ns,
+        elapsed: last.saturating_duration_since(record_from),
+        resp_bytes: 0,
+        reconnects: 0,
+    })
+}
+
 /// The start of a response body, for error messages.
 pub fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -446,6 +553,35 @@ mod tests {
         assert!((s.p90_ms - 90.0).abs() < 1e-9);
         assert!((s.p99_ms - 99.0).abs() < 1e-9);
         assert!((s.max_ms - 100.0).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn steps_closed_loop() {
+        let load = Load {
+            connections: 3,
+            duration: None,
+            requests: Some(10),
+            rate: None,
+            warmup: Duration::ZERO,
+            time_cap: Duration::from_secs(10),
+        };
+        let r = run_steps(vec![0u64; 3], &load, |n: u64, seq| async move {
+            assert!(seq < 10);
+            Ok(n + 1)
+        })
+        .await
+        .unwrap();
+        assert_eq!(r.lat_ns.len(), 10);
+        let e = run_steps(vec![(); 2], &load, |(), seq| async move {
+            if seq == 4 {
+                bail!("step {seq} failed");
+            }
+            Ok(())
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("step 4 failed"), "{e}");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum Scenario {
     AwsGet,
     /// Azure Key Vault GET secret vs a kv v2 read, both over TLS on the same server (audit on)
     AzureGet,
+    /// Database secrets engine: GET creds + lease revoke on PostgreSQL vs CREATE/DROP ROLE done
+    /// directly (audit on; needs COFFER_TEST_PG_PORT etc. from scripts/databases.sh, else skipped)
+    DbCreds,
     /// GET auth/token/lookup-self (audit on)
     TokenLookup,
     /// POST auth/approle/login (audit on)
@@ -85,6 +88,9 @@ pub struct Cli {
     /// Connections used to write the `scale` secrets
     #[arg(long, default_value_t = 128)]
     pub scale_connections: usize,
+    /// Concurrent clients of `db-creds` (and of its direct-to-PostgreSQL baseline)
+    #[arg(long, default_value_t = 4)]
+    pub db_connections: usize,
     /// Keys in the `list` directory [default: 10,000, --smoke: 1,000]
     #[arg(long)]
     pub list_keys: Option<u64>,
@@ -115,6 +121,7 @@ pub struct Settings {
     pub scale_count: u64,
     pub scale_connections: usize,
     pub list_keys: u64,
+    pub db_connections: usize,
     pub smoke: bool,
 }
 
@@ -158,8 +165,8 @@ fn find_coffer(cli: &Cli) -> Result<PathBuf> {
 }
 
 async fn run(cli: Cli) -> Result<bool> {
-    if cli.connections == 0 || cli.scale_connections == 0 {
-        bail!("--connections must be at least 1");
+    if cli.connections == 0 || cli.scale_connections == 0 || cli.db_connections == 0 {
+        bail!("connection counts must be at least 1");
     }
     if cli.repeat == 0 {
         bail!("--repeat must be at least 1");
@@ -190,6 +197,7 @@ async fn run(cli: Cli) -> Result<bool> {
         }),
         scale_connections: cli.scale_connections,
         list_keys: cli.list_keys.unwrap_or(if smoke { 1_000 } else { 10_000 }),
+        db_connections: cli.db_connections,
         smoke,
     };
     if settings.duration_bound && settings.duration_s <= 0.0 {
@@ -223,6 +231,7 @@ async fn run(cli: Cli) -> Result<bool> {
             Scenario::Kv2ReadNoaudit,
             Scenario::AwsGet,
             Scenario::AzureGet,
+            Scenario::DbCreds,
             Scenario::TokenLookup,
             Scenario::ApproleLogin,
             Scenario::List,

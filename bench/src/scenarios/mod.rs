@@ -4,6 +4,7 @@
 mod aws;
 mod azure;
 mod baselines;
+mod db;
 mod dev_server;
 mod file_storage;
 
@@ -174,6 +175,7 @@ impl Ctx {
             Scenario::Kv2ReadNoaudit => "kv2-read-noaudit",
             Scenario::AwsGet => "aws-get",
             Scenario::AzureGet => "azure-get",
+            Scenario::DbCreds => "db-creds",
             Scenario::TokenLookup => "token-lookup",
             Scenario::ApproleLogin => "approle-login",
             Scenario::List => "list",
@@ -190,6 +192,7 @@ impl Ctx {
             Scenario::Kv2ReadNoaudit => self.kv2_read(false).await,
             Scenario::AwsGet => self.aws_get().await,
             Scenario::AzureGet => self.azure_get().await,
+            Scenario::DbCreds => self.db_creds().await,
             Scenario::TokenLookup => self.token_lookup().await,
             Scenario::ApproleLogin => self.approle_login().await,
             Scenario::List => self.list().await,
