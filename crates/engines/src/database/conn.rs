@@ -131,6 +131,14 @@ impl Conn {
         }
     }
 
+    /// Whether a kept connection still answers (PostgreSQL: not closed; MySQL: a ping).
+    pub async fn alive(&mut self, _engine: Engine) -> bool {
+        match self {
+            Conn::Pg(c) => !c.is_closed(),
+            Conn::My(c) => c.ping().await.is_ok(),
+        }
+    }
+
     pub async fn close(self) {
         match self {
             Conn::Pg(_) => {}

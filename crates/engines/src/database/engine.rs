@@ -5,7 +5,7 @@
 //! | path | operations |
 //! |---|---|
 //! | `config/<name>` | write, read (never the password), delete; list `config/` |
-//! | `reset/<name>` | write (connections are opened per operation: nothing to reset) |
+//! | `reset/<name>` | write: closes the kept connections |
 //! | `rotate-root/<name>` | write: a new password for the configuration's user, set in the database |
 //! | `roles/<name>` | write, read, delete; list `roles/` |
 //! | `creds/<role>` | read: a new user and password, leased |
@@ -41,6 +41,13 @@ pub(super) struct ConnConfig {
     verify_connection: bool,
     #[serde(default)]
     root_rotation_statements: Vec<String>,
+    /// Idle connections kept (Vault's `max_open_connections`, 4 by default).
+    #[serde(default = "four")]
+    max_open_connections: u64,
+}
+
+fn four() -> u64 {
+    4
 }
 
 fn yes() -> bool {
@@ -68,6 +75,16 @@ impl ConnConfig {
         Conn::open(self.engine()?, &target)
             .await
             .map_err(CoreError::invalid)
+    }
+
+    /// What its pooled connections are kept under.
+    fn key(&self) -> [u8; 32] {
+        super::pool::fingerprint(&[
+            &self.plugin_name,
+            &self.connection_url,
+            &self.username,
+            &self.password,
+        ])
     }
 
     pub(super) fn allows(&self, role: &str) -> bool {
@@ -213,10 +230,16 @@ fn default_revocation(db: Db, name: &str) -> Vec<Zeroizing<String>> {
     }
 }
 
-pub struct DatabaseEngine;
+/// A `database` mount: its connections are pooled per configuration.
+#[derive(Default)]
+pub struct DatabaseEngine {
+    pools: super::pool::Pools,
+}
 
 pub fn database_factory() -> EngineFactory {
-    Arc::new(|_entry: &MountEntry| -> Result<Arc<dyn Engine>> { Ok(Arc::new(DatabaseEngine)) })
+    Arc::new(|_entry: &MountEntry| -> Result<Arc<dyn Engine>> {
+        Ok(Arc::new(DatabaseEngine::default()))
+    })
 }
 
 pub(super) async fn load<T: serde::de::DeserializeOwned>(
@@ -245,6 +268,20 @@ pub(super) fn keys(mut k: Vec<String>) -> Result<Option<Response>> {
 }
 
 impl DatabaseEngine {
+    /// A connection for `cfg`: a kept one, else a new login.
+    async fn conn(&self, cfg: &ConnConfig) -> Result<Conn> {
+        match self.pools.take(&cfg.key(), cfg.engine()?).await {
+            Some(c) => Ok(c),
+            None => cfg.connect().await,
+        }
+    }
+
+    /// Done with a connection of `cfg`: kept for the next operation.
+    async fn done(&self, cfg: &ConnConfig, conn: Conn) {
+        let max = usize::try_from(cfg.max_open_connections).unwrap_or(usize::MAX);
+        self.pools.give(cfg.key(), conn, max).await;
+    }
+
     async fn write_config(&self, req: &EngineRequest<'_>, name: &str) -> Result<Option<Response>> {
         let d = req.data;
         let old: Option<ConnConfig> = load(req.storage, &config_key(name)).await?;
@@ -268,6 +305,15 @@ impl DatabaseEngine {
             root_rotation_statements: opt_statements(d, "root_rotation_statements")?
                 .or_else(|| old.as_ref().map(|o| o.root_rotation_statements.clone()))
                 .unwrap_or_default(),
+            max_open_connections: match d.get("max_open_connections") {
+                None | Some(Value::Null) => old.as_ref().map_or(4, |o| o.max_open_connections),
+                Some(v) => coffer_core::util::value_as_i64(v)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        CoreError::invalid("max_open_connections must be between 1 and 100")
+                    })?,
+            },
         };
         let db = cfg.engine()?;
         plugin::parse_url(db, &cfg.connection_url)?;
@@ -278,6 +324,7 @@ impl DatabaseEngine {
             conn.close().await;
         }
         req.storage.put_json(&config_key(name), &cfg).await?;
+        self.pools.clear().await;
         Ok(None)
     }
 
@@ -291,6 +338,7 @@ impl DatabaseEngine {
             "allowed_roles": cfg.allowed_roles,
             "root_credentials_rotate_statements": cfg.root_rotation_statements,
             "verify_connection": cfg.verify_connection,
+            "max_open_connections": cfg.max_open_connections,
             "password_policy": "",
             "plugin_version": "",
         })
@@ -353,6 +401,7 @@ impl DatabaseEngine {
             req.storage.put_json(&config_key(name), &old).await?;
             return Err(e);
         }
+        self.pools.clear().await;
         Ok(None)
     }
 
@@ -409,7 +458,7 @@ impl DatabaseEngine {
             Some(&pw),
             Some(&expiration),
         );
-        let mut conn = cfg.connect().await?;
+        let mut conn = self.conn(&cfg).await?;
         if let Err(e) = run(&mut conn, &create).await {
             // leave no half user behind
             let rollback = if role.rollback_statements.is_empty() {
@@ -420,10 +469,10 @@ impl DatabaseEngine {
             for s in &rollback {
                 let _ = conn.exec(s).await;
             }
-            conn.close().await;
+            self.done(&cfg, conn).await;
             return Err(e);
         }
-        conn.close().await;
+        self.done(&cfg, conn).await;
         Ok(Some(Response {
             data: Some(
                 json!({ "username": name, "password": pw.as_str() })
@@ -479,12 +528,14 @@ impl Engine for DatabaseEngine {
             }
             ("config", n, Operation::Delete) => {
                 req.storage.delete(&config_key(check_name(n)?)).await?;
+                self.pools.clear().await;
                 Ok(None)
             }
             ("reset", n, Operation::Create | Operation::Update) => {
                 load::<ConnConfig>(req.storage, &config_key(check_name(n)?))
                     .await?
                     .ok_or_else(|| CoreError::not_found(""))?;
+                self.pools.clear().await;
                 Ok(None)
             }
             ("rotate-root", n, Operation::Create | Operation::Update) => {
@@ -531,6 +582,11 @@ impl Engine for DatabaseEngine {
         }
     }
 
+    async fn cleanup(&self) -> Result<()> {
+        self.pools.clear().await;
+        Ok(())
+    }
+
     async fn revoke_secret(&self, storage: &View, internal: &Map<String, Value>) -> Result<()> {
         let Some((cfg, role, name)) = leased(storage, internal).await? else {
             return Ok(());
@@ -540,9 +596,9 @@ impl Engine for DatabaseEngine {
             Some(r) => plugin::render(&r.revocation_statements, &name, None, None),
             None => default_revocation(db, &name),
         };
-        let mut conn = cfg.connect().await?;
+        let mut conn = self.conn(&cfg).await?;
         let r = run(&mut conn, &statements).await;
-        conn.close().await;
+        self.done(&cfg, conn).await;
         r
     }
 
@@ -572,9 +628,9 @@ impl Engine for DatabaseEngine {
         if statements.is_empty() {
             return Ok(());
         }
-        let mut conn = cfg.connect().await?;
+        let mut conn = self.conn(&cfg).await?;
         let r = run(&mut conn, &statements).await;
-        conn.close().await;
+        self.done(&cfg, conn).await;
         r
     }
 }
@@ -608,6 +664,7 @@ mod tests {
             allowed_roles: vec!["*".into()],
             verify_connection: true,
             root_rotation_statements: vec![],
+            max_open_connections: 4,
         };
         assert!(cfg.allows("anything"));
         let shown = DatabaseEngine::config_json(&cfg).to_string();

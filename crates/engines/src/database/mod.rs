@@ -5,6 +5,7 @@
 pub mod conn;
 pub mod engine;
 pub mod plugin;
+pub mod pool;
 pub mod static_roles;
 
 pub use engine::{database_factory, DatabaseEngine};
