@@ -15,6 +15,41 @@ use tokio::sync::Semaphore;
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteAddr(pub SocketAddr);
 
+/// The id a dialect answers for an operation (AWS's `x-amzn-RequestId`, Azure's
+/// `x-ms-request-id`): given to the first core request the operation makes, so that the answer's
+/// id finds its entries in the audit log.
+pub struct FirstRequestId {
+    id: String,
+    used: std::sync::atomic::AtomicBool,
+}
+
+impl FirstRequestId {
+    /// A new random id.
+    pub fn new() -> Self {
+        FirstRequestId {
+            id: uuid::Uuid::new_v4().to_string(),
+            used: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.id
+    }
+
+    /// Give `req` the id, if it is the operation's first core request.
+    pub fn stamp(&self, req: &mut coffer_core::request::Request) {
+        if !self.used.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            req.id = self.id.clone();
+        }
+    }
+}
+
+impl Default for FirstRequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Attached to each request that came over a TLS connection.
 #[derive(Clone, Copy, Debug)]
 pub struct OverTls;

@@ -21,7 +21,9 @@ mod replication;
 mod rotation;
 pub mod sigv4;
 
-use crate::common::{json_with_type, read_body, RemoteAddr, MAX_UNAUTHENTICATED_BODY};
+use crate::common::{
+    json_with_type, read_body, FirstRequestId, RemoteAddr, MAX_UNAUTHENTICATED_BODY,
+};
 use axum::extract::Request as HttpRequest;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response as HttpResponse;
@@ -82,9 +84,7 @@ pub struct Ctx<'a> {
     account: std::sync::Mutex<Option<String>>,
     /// The AWS request id (`x-amzn-RequestId`): the id of the first core request the operation
     /// makes, so the answer's id finds its entries in the audit log.
-    request_id: String,
-    /// Whether the first core request was made.
-    first_done: std::sync::atomic::AtomicBool,
+    request_id: &'a FirstRequestId,
 }
 
 impl Ctx<'_> {
@@ -113,12 +113,7 @@ impl Ctx<'_> {
 
     /// Run a core request on any path (e.g. `sys/tools/password`) as the signed caller.
     pub async fn call_sys(&self, mut req: Request) -> Result<Response, CoreError> {
-        if !self
-            .first_done
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
-            req.id = self.request_id.clone();
-        }
+        self.request_id.stamp(&mut req);
         req.credential = Credential::Signed(self.proof.clone());
         req.remote_addr = self.remote;
         req.dialect = Dialect::Aws;
@@ -208,12 +203,12 @@ const OPERATIONS: &[&str] = &[
 
 /// Handle one `POST /` with `X-Amz-Target`.
 pub async fn handle(core: &Core, settings: &AwsSettings, req: HttpRequest) -> HttpResponse {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = FirstRequestId::new();
     let mut resp = match answer(core, settings, req, &request_id).await {
         Ok(v) => json_with_type(StatusCode::OK, &v, CONTENT_TYPE),
         Err(e) => e.response(),
     };
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
+    if let Ok(id) = HeaderValue::from_str(request_id.as_str()) {
         resp.headers_mut().insert("x-amzn-requestid", id);
     }
     resp
@@ -223,7 +218,7 @@ async fn answer(
     core: &Core,
     settings: &AwsSettings,
     req: HttpRequest,
-    request_id: &str,
+    request_id: &FirstRequestId,
 ) -> OpResult {
     let (parts, body) = req.into_parts();
     let target = parts
@@ -274,8 +269,7 @@ async fn answer(
         remote: parts.extensions.get::<RemoteAddr>().map(|r| r.0.ip()),
         op,
         account: std::sync::Mutex::new(None),
-        request_id: request_id.to_string(),
-        first_done: std::sync::atomic::AtomicBool::new(false),
+        request_id,
     };
     run(&ctx, &body).await
 }

@@ -19,8 +19,8 @@ mod ops;
 pub mod render;
 
 use crate::common::{
-    bearer_token, json_with_type, parse_json_object, percent_decode, query_map, read_body, OverTls,
-    RemoteAddr,
+    bearer_token, json_with_type, parse_json_object, percent_decode, query_map, read_body,
+    FirstRequestId, OverTls, RemoteAddr,
 };
 use axum::extract::Request as HttpRequest;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -94,8 +94,7 @@ pub struct Ctx<'a> {
     pub mount: String,
     /// `x-ms-request-id`: the id of the first core request, so the answer finds its entries in
     /// the audit log.
-    request_id: String,
-    first_done: std::sync::atomic::AtomicBool,
+    request_id: &'a FirstRequestId,
 }
 
 impl Ctx<'_> {
@@ -108,12 +107,7 @@ impl Ctx<'_> {
     ) -> Result<Response, CoreError> {
         let mut req = Request::new(operation, format!("{}{path}", self.mount));
         req.data = data;
-        if !self
-            .first_done
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
-            req.id = self.request_id.clone();
-        }
+        self.request_id.stamp(&mut req);
         req.credential = Credential::Token(self.token.clone());
         req.remote_addr = self.remote;
         req.dialect = Dialect::Azure;
@@ -221,7 +215,7 @@ fn request_host(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
 
 /// Handle one Key Vault request.
 pub async fn handle(core: &Core, settings: &AzureSettings, req: HttpRequest) -> HttpResponse {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = FirstRequestId::new();
     let host = request_host(req.headers(), req.uri());
     let Some(host) = host
         .as_deref()
@@ -243,7 +237,7 @@ pub async fn handle(core: &Core, settings: &AzureSettings, req: HttpRequest) -> 
         }
         Err(e) => e.response(Some(&challenge)),
     };
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
+    if let Ok(id) = HeaderValue::from_str(request_id.as_str()) {
         resp.headers_mut().insert("x-ms-request-id", id);
     }
     resp
@@ -258,7 +252,7 @@ async fn answer(
     settings: &AzureSettings,
     req: HttpRequest,
     host: &str,
-    request_id: &str,
+    request_id: &FirstRequestId,
 ) -> OpResult {
     let (parts, body) = req.into_parts();
     // the challenge comes before anything else is looked at (the SDKs probe with an empty body)
@@ -306,8 +300,7 @@ async fn answer(
         op: route.op_name(),
         base: format!("{scheme}://{host}"),
         mount: settings.mount_for(host).to_string(),
-        request_id: request_id.to_string(),
-        first_done: std::sync::atomic::AtomicBool::new(false),
+        request_id,
     };
     let query = query_map(parts.uri.query());
     let q = |k: &str| query.get(k).and_then(Value::as_str).map(str::to_string);
