@@ -15,7 +15,7 @@
 //! digits and `_`. Coffer connects only to database hosts the configuration allows
 //! (`rotation.allowed_database_hosts`; dev mode: loopback), without TLS.
 
-use super::rotators::{finish, read_text, Job};
+use super::rotators::{finish, put_pending, read_text, Job};
 use coffer_core::password::{generate, PasswordRules};
 use coffer_core::request::Operation;
 use coffer_engines::database::conn::{pg_ident, sql_literal, Conn, Engine, Target};
@@ -185,16 +185,7 @@ pub async fn step(
                 return Err("the clone's name would be longer than 63 characters".into());
             }
             let text = current.with(&user, &new_password()?);
-            let data = super::object(json!({
-                "text": text.as_str(),
-                "version_id": job.version_id,
-                "staging_labels": ["AWSPENDING"],
-            }));
-            job.internal(step)
-                .call(Operation::Update, &job.path("versions"), data)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            put_pending(job, step, &text).await
         }
         "setSecret" => {
             let pending = secret_at(job, engine, step, pending_sel)

@@ -225,16 +225,7 @@ async fn password_step(
                     .unwrap_or_default(),
             );
             let new = renew(&current, opts)?;
-            let data = object(json!({
-                "text": new.as_str(),
-                "version_id": job.version_id,
-                "staging_labels": ["AWSPENDING"],
-            }));
-            job.internal(step)
-                .call(Operation::Update, &job.path("versions"), data)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            put_pending(job, step, &new).await
         }
         // nothing outside Coffer holds an API key's value
         "setSecret" => Ok(()),
@@ -244,6 +235,24 @@ async fn password_step(
         },
         _ => finish(job, step).await,
     }
+}
+
+/// `createSecret`'s store: the new value under the run's version id, labelled `AWSPENDING`.
+pub(super) async fn put_pending(
+    job: &Job<'_>,
+    step: &'static str,
+    text: &str,
+) -> Result<(), String> {
+    let data = object(json!({
+        "text": text,
+        "version_id": job.version_id,
+        "staging_labels": ["AWSPENDING"],
+    }));
+    job.internal(step)
+        .call(Operation::Update, &job.path("versions"), data)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The new value: the named fields of a JSON object renewed, or a whole new value.
