@@ -25,6 +25,11 @@ async fn core() -> (Arc<Core>, String) {
         "panicking",
         Arc::new(|_e: &coffer_core::router::MountEntry| Ok(Arc::new(Panicking) as Arc<dyn Engine>)),
     );
+    unsealed_core(registry).await
+}
+
+/// An initialized, unsealed in-memory core with these engines, and its root token.
+async fn unsealed_core(registry: EngineRegistry) -> (Arc<Core>, String) {
     let core = Core::new(
         Arc::new(InmemBackend::new()),
         CoreConfig::default(),
@@ -286,23 +291,7 @@ async fn recording_core() -> Recording {
             }) as Arc<dyn Engine>)
         }),
     );
-    let core = Core::new(
-        Arc::new(InmemBackend::new()),
-        CoreConfig::default(),
-        registry,
-    );
-    let init = core
-        .init(coffer_core::seal::InitParams {
-            secret_shares: 1,
-            secret_threshold: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    core.unseal(Some(&init.keys_base64[0]), false)
-        .await
-        .unwrap();
-    let root = init.root_token.clone();
+    let (core, root) = unsealed_core(registry).await;
     call(
         &core,
         &root,
@@ -611,23 +600,7 @@ async fn engine_secrets_are_leased_renewed_and_revoked_by_their_engine() {
         "leasing",
         Arc::new(move |_e: &coffer_core::router::MountEntry| Ok(e.clone() as Arc<dyn Engine>)),
     );
-    let core = Core::new(
-        Arc::new(InmemBackend::new()),
-        CoreConfig::default(),
-        registry,
-    );
-    let init = core
-        .init(coffer_core::seal::InitParams {
-            secret_shares: 1,
-            secret_threshold: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    core.unseal(Some(&init.keys_base64[0]), false)
-        .await
-        .unwrap();
-    let root = init.root_token.clone();
+    let (core, root) = unsealed_core(registry).await;
     call(
         &core,
         &root,
