@@ -9,6 +9,7 @@ tests never rely on Coffer's quirks.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError,
                                    ResourceNotFoundError)
 
 from conftest import AZURE_HOME, DevServer, make_client
+from conftest import audit_entries as conftest_audit_entries
 
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 VERSION_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -335,11 +337,8 @@ def run_snippet(script: str, recipe: dict[str, str], port: int = 8443) -> str:
 
 
 def audit_entries(log) -> list[dict]:
-    try:
-        text = log.read_text()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """The entries written so far (none while the file does not exist yet)."""
+    return conftest_audit_entries(Path(log), missing_ok=True)
 
 
 def op_name(e: dict) -> str:

@@ -16,6 +16,7 @@ The binary is taken from $COFFER_BIN (scripts/test sets it), falling back to tar
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shlex
@@ -501,15 +502,36 @@ def azure_token_for_policy(client):
 
 
 @pytest.fixture
-def azure_file_audit(client, tmp_path):
-    """A file audit device on the session dev server at a unique path; always disabled after."""
-    path = uid("azaud")
+def file_audit(client, tmp_path):
+    """A file audit device on the session dev server at a unique path, writing to a file in
+    tmp_path; always disabled after. Yields (device path, log file)."""
+    path = uid("aud")
     log = tmp_path / f"{path}.log"
-    client.sys.enable_audit_device(device_type="file", path=path, options={"file_path": str(log)})
+    r = client.sys.enable_audit_device(device_type="file", path=path, options={"file_path": str(log)})
+    assert r.status_code == 204
     try:
         yield path, log
     finally:
         client.sys.disable_audit_device(path)
+
+
+def audit_entries(log: Path, missing_ok: bool = False) -> list[dict]:
+    """The entries of a file audit log (none yet when `missing_ok` and it was not written)."""
+    if missing_ok and not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def all_strings(v):
+    """Every string inside a JSON value."""
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from all_strings(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from all_strings(x)
 
 
 # --- automatic rotation -----------------------------------------------------------------------------

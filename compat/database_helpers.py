@@ -11,14 +11,13 @@ removed by ``cleanup()``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
 import string
 import time
 import uuid
-from pathlib import Path
+
 
 import hvac
 import pg8000.native
@@ -330,20 +329,3 @@ class DbEngine:
                 self.db.drop_user(user)
             except Exception:  # noqa: BLE001
                 pass
-
-
-# --- audit --------------------------------------------------------------------------------------
-
-def audit_entries(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-
-
-def all_strings(v):
-    if isinstance(v, str):
-        yield v
-    elif isinstance(v, dict):
-        for x in v.values():
-            yield from all_strings(x)
-    elif isinstance(v, list):
-        for x in v:
-            yield from all_strings(x)

@@ -8,7 +8,6 @@ With `rotation { hour = "1s" }` a schedule `rate(4 hours)` fires every ~4 s, ret
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import audit_entries as conftest_audit_entries
 from conftest import (AWS_ACCESS_KEY_ID, AWS_ACCOUNT_ID, AWS_SECRET_ACCESS_KEY, ConfigServer, DevServer, _start,
                       coffer_bin, http_session, make_client)
 
@@ -174,6 +174,5 @@ def enable_file_audit(server, path: Path, name: str = "rotaudit"):
 
 
 def audit_entries(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The entries written so far (none while the file does not exist yet)."""
+    return conftest_audit_entries(path, missing_ok=True)

@@ -379,17 +379,6 @@ def test_vault_listing_sees_aws_secrets(sm, client):
 
 # --- audit ------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def file_audit(client, tmp_path):
-    path = uid("awsaud")
-    log = tmp_path / f"{path}.log"
-    client.sys.enable_audit_device(device_type="file", path=path, options={"file_path": str(log)})
-    try:
-        yield path, log
-    finally:
-        client.sys.disable_audit_device(path)
-
-
 def test_audit_entries_for_aws_requests(sm, client, file_audit):
     path, log = file_audit
     value = "audited-" + uid("v")

@@ -310,8 +310,8 @@ def test_api_version_garbage_never_reaches_the_next_link(azure, kv):
 
 # --- what holds: leaks, identity, sealed -----------------------------------------------------------------
 
-def test_the_audit_log_holds_no_plaintext(azure, kv, azure_file_audit):
-    _, log = azure_file_audit
+def test_the_audit_log_holds_no_plaintext(azure, kv, file_audit):
+    _, log = file_audit
     u = uuid.uuid4().hex
     n = az_name("aud")
     kv.set_secret(n, f"VALUE-{u}", tags={"t": f"TAG-{u}"}, content_type=f"CT-{u}")

@@ -214,8 +214,8 @@ def test_token_endpoint_issues_a_coffer_token(azure, client, tenant):
         assert c.set_secret(n, "v").value == "v"
 
 
-def test_token_endpoint_wrong_secret(azure, client, azure_file_audit):
-    _, log = azure_file_audit
+def test_token_endpoint_wrong_secret(azure, client, file_audit):
+    _, log = file_audit
     _, role_id, secret_id = make_role(client, azure.approle_mount)
     r = _token(azure, role_id, "wrong-" + secret_id)
     assert r.status_code == 401, r.text

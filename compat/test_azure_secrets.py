@@ -654,8 +654,8 @@ def test_aio_lifecycle(azure):
 
 # --- audit ---------------------------------------------------------------------------------------------------
 
-def test_audit_entries_for_azure_requests(kv, azure_file_audit):
-    _, log = azure_file_audit
+def test_audit_entries_for_azure_requests(kv, file_audit):
+    _, log = file_audit
     n = az_name("aud")
     value = "audited-" + uuid.uuid4().hex
     kv.set_secret(n, value)

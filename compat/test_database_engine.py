@@ -22,8 +22,8 @@ import time
 import pytest
 from hvac import exceptions
 
-from conftest import ConfigServer, uid
-from database_helpers import (HMAC_RE, MY, DbEngine, all_strings, audit_entries, short_name,
+from conftest import ConfigServer, all_strings, audit_entries, uid
+from database_helpers import (HMAC_RE, MY, DbEngine, short_name,
                               wait_until)
 
 NOT_ALLOWED = (exceptions.InvalidRequest, exceptions.Forbidden)
@@ -372,21 +372,9 @@ def test_rotate_root(db_engine):
 
 # --- audit ----------------------------------------------------------------------------------------
 
-@pytest.fixture
-def db_file_audit(client, tmp_path):
-    """A file audit device on the session dev server at a unique path; always disabled after."""
-    path = uid("dbaud")
-    log = tmp_path / f"{path}.log"
-    client.sys.enable_audit_device(device_type="file", path=path, options={"file_path": str(log)})
-    try:
-        yield path, log
-    finally:
-        client.sys.disable_audit_device(path)
-
-
-def test_generated_password_is_not_in_the_audit_log(db_engine, db_file_audit):
+def test_generated_password_is_not_in_the_audit_log(db_engine, file_audit):
     e = db_engine
-    audit_path, log = db_file_audit
+    audit_path, log = file_audit
     root_user, root_password = e.root_user()
     conn = uid("conn")
     e.configure(conn, username=root_user, password=root_password)

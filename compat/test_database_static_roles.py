@@ -13,32 +13,21 @@ import pg8000.native
 import pymysql
 import pytest
 
-from conftest import _start, make_client
+from rotation_helpers import start_rotation_dev_server
 from test_rotation_databases import MY, PG, _require
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A dev server whose scheduler looks every 100 ms (rotation.hour = 1s)."""
-    workdir = tmp_path_factory.mktemp("coffer-static-roles")
-    root = "root-" + secrets.token_hex(8)
-
-    def args(port: int) -> list[str]:
-        cfg = workdir / f"c-{port}.hcl"
-        cfg.write_text(
-            'storage "inmem" {}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
-            'rotation {\n  hour = "1s"\n}\n'
-        )
-        return ["server", "-dev", f"-dev-root-token-id={root}", f"-config={cfg}"]
-
-    proc = _start(args, workdir)
-    client = make_client(proc.url, root)
+    """A dev server whose scheduler looks every 100 ms (rotation.hour = 1s), with a database
+    mount at database/; answers its root client."""
+    srv = start_rotation_dev_server(tmp_path_factory.mktemp("coffer-static-roles"))
+    client = srv.client(srv.root_token)
     client.sys.enable_secrets_engine("database", path="database")
     try:
         yield client
     finally:
-        proc.stop()
+        srv.process.stop()
 
 
 def pg_login(user: str, password: str) -> bool:

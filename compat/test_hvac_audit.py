@@ -9,42 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from hvac import exceptions
 
-from conftest import uid
+from conftest import all_strings, audit_entries, uid
 
 HMAC_RE = re.compile(r"^hmac-sha256:[0-9a-f]{64}$")
-
-
-@pytest.fixture
-def file_audit(client, tmp_path):
-    """A file audit device at a unique path, writing to a file in tmp_path; always disabled after."""
-    path = uid("aud")
-    log = tmp_path / f"{path}.log"
-    r = client.sys.enable_audit_device(device_type="file", path=path, options={"file_path": str(log)})
-    assert r.status_code == 204
-    try:
-        yield path, log
-    finally:
-        client.sys.disable_audit_device(path)
-
-
-def entries(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-
-
-def all_strings(v):
-    if isinstance(v, str):
-        yield v
-    elif isinstance(v, dict):
-        for x in v.values():
-            yield from all_strings(x)
-    elif isinstance(v, list):
-        for x in v:
-            yield from all_strings(x)
 
 
 def test_enable_list_disable(client, tmp_path):
@@ -69,9 +40,9 @@ def test_enable_list_disable(client, tmp_path):
     assert r.status_code == 204
     assert f"{path}/" not in client.sys.list_enabled_audit_devices()["data"]
     # nothing is written after disable
-    n = len(entries(log))
+    n = len(audit_entries(log))
     client.auth.token.lookup_self()
-    assert len(entries(log)) == n
+    assert len(audit_entries(log)) == n
 
 
 def test_calculate_hash_matches_logged_secret(client, kv2_mount, file_audit):
@@ -86,7 +57,7 @@ def test_calculate_hash_matches_logged_secret(client, kv2_mount, file_audit):
     # deterministic per device
     assert client.sys.calculate_hash(path, secret_value)["data"]["hash"] == h
 
-    es = entries(log)
+    es = audit_entries(log)
     api_path = f"{kv2_mount}/data/{p}"
     writes = [e for e in es if e["request"]["path"] == api_path and e["request"]["operation"] in ("create", "update")]
     reads = [e for e in es if e["request"]["path"] == api_path and e["request"]["operation"] == "read"]
@@ -117,7 +88,7 @@ def test_nothing_in_clear(dev_server, client, kv2_mount, file_audit):
 
     root_hash = client.sys.calculate_hash(path, dev_server.root_token)["data"]["hash"]
     tok_hash = client.sys.calculate_hash(path, tok)["data"]["hash"]
-    es = entries(log)
+    es = audit_entries(log)
     assert es
     for e in es:
         assert e["type"] in ("request", "response")
@@ -143,7 +114,7 @@ def test_entries_are_hash_chained(client, file_audit):
     _, log = file_audit
     for _ in range(3):
         client.auth.token.lookup_self()
-    es = entries(log)
+    es = audit_entries(log)
     assert len(es) >= 6
     assert es[0]["seq"] == 1 and es[0]["prev_hash"] == ""
     for prev, cur in zip(es, es[1:]):
@@ -162,7 +133,7 @@ def test_denied_request_is_audited_with_error(client, token_for_policy, file_aud
     target = uid("forbidden")
     with pytest.raises(exceptions.Forbidden):
         limited.secrets.kv.v2.read_secret_version(path=target, raise_on_deleted_version=True)
-    es = [e for e in entries(log) if e["request"]["path"] == f"secret/data/{target}"]
+    es = [e for e in audit_entries(log) if e["request"]["path"] == f"secret/data/{target}"]
     assert es, "a denied request must still be audited"
     assert any("permission denied" in e.get("error", "") for e in es)
 

@@ -21,7 +21,8 @@ import pymysql
 import pytest
 import requests
 
-from conftest import AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, _start
+from conftest import AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+from rotation_helpers import start_rotation_dev_server
 
 PG = {
     "port": int(os.environ.get("COFFER_TEST_PG_PORT", "0") or 0),
@@ -44,26 +45,11 @@ def _require(db: dict, name: str) -> None:
 @pytest.fixture(scope="module")
 def rot_server(tmp_path_factory):
     """A dev server whose schedule hours last one second (rotation.hour), on plain HTTP."""
-    workdir = tmp_path_factory.mktemp("coffer-rotation-db")
-    root = "root-" + secrets.token_hex(8)
-
-    def args(port: int) -> list[str]:
-        cfg = workdir / f"rotation-{port}.hcl"
-        cfg.write_text(
-            'storage "inmem" {}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
-            'rotation {\n  hour = "1s"\n}\n'
-        )
-        return ["server", "-dev", f"-dev-root-token-id={root}",
-                f"-dev-aws-access-key-id={AWS_ACCESS_KEY_ID}",
-                f"-dev-aws-secret-access-key={AWS_SECRET_ACCESS_KEY}", f"-config={cfg}"]
-
-    proc = _start(args, workdir)
-    proc.root_token = root
+    srv = start_rotation_dev_server(tmp_path_factory.mktemp("coffer-rotation-db"))
     try:
-        yield proc
+        yield srv
     finally:
-        proc.stop()
+        srv.process.stop()
 
 
 @pytest.fixture
