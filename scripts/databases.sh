@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Start the database servers the tests use, on loopback, each in its own data directory under
-# $COFFER_TEST_DB_DIR (default /tmp/coffer-test-db): PostgreSQL on 127.0.0.1:54329 and MariaDB
-# on 127.0.0.1:33069. A server that is missing is installed from Debian's packages (apt-get,
+# $COFFER_TEST_DB_DIR (default /tmp/coffer-test-db): PostgreSQL on 127.0.0.1:54329, MariaDB
+# on 127.0.0.1:33069, and a three-member etcd cluster (coffer-etcd-1..3: clients on
+# 127.0.0.1:23791..23793, peers on 127.0.0.1:23801..23803; data in etcd/<name>, logs in
+# etcd/<name>.log). A server that is missing is installed from Debian's packages (apt-get,
 # as root or with sudo); one that is stopped is started; one already answering is left alone.
-# PostgreSQL refuses to run as root: as root it runs as the `postgres` user (MariaDB as `mysql`).
+# A stopped etcd member restarts with its data; an etcd cluster that does not become healthy
+# within 30 s (or whose members' data is partly missing) is wiped and started afresh, once.
+# PostgreSQL refuses to run as root: as root it runs as the `postgres` user (MariaDB as `mysql`;
+# etcd runs as whoever runs this script).
 #
 # Sourced by scripts/test; it exports, for the tests:
 #   COFFER_TEST_PG_PORT, COFFER_TEST_PG_USER, COFFER_TEST_PG_PASSWORD   (a superuser)
 #   COFFER_TEST_MYSQL_PORT, COFFER_TEST_MYSQL_USER, COFFER_TEST_MYSQL_PASSWORD   (all privileges)
+#   COFFER_TEST_ETCD_ENDPOINTS   (the three client URLs, comma-separated; no auth, no TLS)
 set -euo pipefail
 
 DB_DIR=${COFFER_TEST_DB_DIR:-/tmp/coffer-test-db}
@@ -17,6 +23,7 @@ export COFFER_TEST_PG_PASSWORD=coffer-test-pg-superuser
 export COFFER_TEST_MYSQL_PORT=${COFFER_TEST_MYSQL_PORT:-33069}
 export COFFER_TEST_MYSQL_USER=coffer_admin
 export COFFER_TEST_MYSQL_PASSWORD=coffer-test-mysql-admin
+export COFFER_TEST_ETCD_ENDPOINTS=http://127.0.0.1:23791,http://127.0.0.1:23792,http://127.0.0.1:23793
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
@@ -118,6 +125,95 @@ SQL
   wait_for MariaDB mysql_ping
 }
 
+# --- etcd (a three-member cluster) ------------------------------------------------------------
+ETCD_DIR="$DB_DIR/etcd"
+ETCD_CLUSTER=coffer-etcd-1=http://127.0.0.1:23801,coffer-etcd-2=http://127.0.0.1:23802,coffer-etcd-3=http://127.0.0.1:23803
+etcdctl3() {
+  ETCDCTL_API=3 etcdctl --dial-timeout=1s --command-timeout=2s "$@"
+}
+# every member answers a linearizable read (so a leader is elected and every member follows it)
+etcd_healthy() { etcdctl3 --endpoints="$COFFER_TEST_ETCD_ENDPOINTS" endpoint health; }
+etcd_wait_healthy() {  # etcd_wait_healthy SECONDS
+  local deadline=$((SECONDS + $1))
+  until etcd_healthy >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+# member N is running when its peer port is taken (a member without quorum does not answer clients)
+etcd_running() { (exec 3<>"/dev/tcp/127.0.0.1/2380$1") 2>/dev/null; }
+# etcd 3.4 refuses to run on architectures other than amd64 and ppc64le unless told their Go name
+etcd_env() {
+  case $(uname -m) in
+    x86_64 | ppc64le) ;;
+    aarch64) echo ETCD_UNSUPPORTED_ARCH=arm64 ;;
+    armv*) echo ETCD_UNSUPPORTED_ARCH=arm ;;
+    i?86) echo ETCD_UNSUPPORTED_ARCH=386 ;;
+    *) echo "ETCD_UNSUPPORTED_ARCH=$(uname -m)" ;;
+  esac
+}
+start_etcd_member() {  # start_etcd_member N
+  local name="coffer-etcd-$1" client="http://127.0.0.1:2379$1" peer="http://127.0.0.1:2380$1"
+  local data="$ETCD_DIR/coffer-etcd-$1" env
+  env=$(etcd_env)
+  [ -d "$data" ] || install -d -m 700 "$data"
+  # the member detaches from this script: it outlives it, like MariaDB. The initial-cluster flags
+  # bootstrap a fresh data dir; etcd ignores them when the member dir exists (a restart).
+  # shellcheck disable=SC2016 # $0 and $@ are the inner shell's: it records its pid, then is etcd
+  setsid sh -c 'echo $$ >"$0"; exec "$@"' "$data.pid" env ${env:+"$env"} etcd \
+    --name="$name" --data-dir="$data" \
+    --listen-client-urls="$client" --advertise-client-urls="$client" \
+    --listen-peer-urls="$peer" --initial-advertise-peer-urls="$peer" \
+    --initial-cluster="$ETCD_CLUSTER" --initial-cluster-token=coffer-test-etcd \
+    --initial-cluster-state=new --heartbeat-interval=100 --election-timeout=1000 \
+    --logger=zap --log-outputs=stderr </dev/null >>"$data.log" 2>&1 &
+}
+etcd_member_pid() {  # etcd_member_pid N: the pid of member N, which this script started, if it runs
+  local data="$ETCD_DIR/coffer-etcd-$1" pid
+  pid=$(cat "$data.pid" 2>/dev/null) || return 1
+  tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | grep -qxF -- "--data-dir=$data" && echo "$pid"
+}
+stop_etcd_member() {  # stop_etcd_member N
+  local pid sig
+  if pid=$(etcd_member_pid "$1"); then
+    for sig in TERM KILL; do
+      kill -s "$sig" "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do etcd_member_pid "$1" >/dev/null || break; sleep 0.2; done
+    done
+  fi
+  rm -f "$ETCD_DIR/coffer-etcd-$1.pid"
+}
+start_etcd() {
+  if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+    apt_install etcd-server etcd-client
+  fi
+  if etcd_healthy >/dev/null 2>&1; then
+    return 0
+  fi
+  mkdir -p "$ETCD_DIR"
+  local n with_data=0
+  for n in 1 2 3; do
+    [ ! -d "$ETCD_DIR/coffer-etcd-$n/member" ] || with_data=$((with_data + 1))
+  done
+  if [ "$with_data" = 3 ]; then
+    for n in 1 2 3; do etcd_running "$n" || start_etcd_member "$n"; done
+    if etcd_wait_healthy 30; then
+      return 0
+    fi
+    echo "databases: the etcd cluster did not become healthy; wiping it and starting afresh" >&2
+  elif [ "$with_data" != 0 ]; then
+    echo "databases: etcd data is missing for $((3 - with_data)) of 3 members; wiping it and starting afresh" >&2
+  fi
+  for n in 1 2 3; do stop_etcd_member "$n"; rm -rf "$ETCD_DIR/coffer-etcd-$n"; done
+  for n in 1 2 3; do start_etcd_member "$n"; done
+  etcd_wait_healthy 30 || {
+    echo "databases: etcd did not start (see $ETCD_DIR/coffer-etcd-*.log)" >&2
+    return 1
+  }
+}
+
 start_postgres
 start_mariadb
-echo "databases: PostgreSQL on 127.0.0.1:$COFFER_TEST_PG_PORT, MariaDB on 127.0.0.1:$COFFER_TEST_MYSQL_PORT" >&2
+start_etcd
+echo "databases: PostgreSQL on 127.0.0.1:$COFFER_TEST_PG_PORT, MariaDB on 127.0.0.1:$COFFER_TEST_MYSQL_PORT," \
+  "etcd on $COFFER_TEST_ETCD_ENDPOINTS" >&2

@@ -6,11 +6,21 @@
 
 use async_trait::async_trait;
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod file;
+mod ha;
 mod inmem;
+mod postgres;
 
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdBackend, EtcdConfig};
 pub use file::FileBackend;
+pub use ha::{
+    HaLock, Member, NodeInfo, HA_MEMBER_TTL, HA_POLL_INTERVAL, HA_RENEW_INTERVAL, HA_TTL,
+};
 pub use inmem::InmemBackend;
+pub use postgres::{PostgresBackend, PostgresConfig};
 
 /// Errors a backend can report. They never contain stored values.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +33,15 @@ pub enum StorageError {
     InvalidKey(String),
     #[error("compare-and-set failed for key {0}")]
     CasFailed(String),
+    /// HA: this node does not hold the lock, so the storage layer refuses its writes.
+    #[error("this node is not the active node: the storage refused the write")]
+    Fenced,
+    /// The write exceeds a limit of the storage engine (the message says which).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The backend's configuration is unusable (the message says why).
+    #[error("storage configuration: {0}")]
+    Config(String),
 }
 
 /// One operation of an atomic [`Backend::transaction`].
@@ -119,6 +138,35 @@ pub trait Backend: Send + Sync + 'static {
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError>;
     /// A short name for logs and `sys/storage` style output ("inmem", "file", ...).
     fn kind(&self) -> &'static str;
+    /// The HA lock of a backend configured with `ha_enabled`, for the node `node`; `None` when
+    /// the backend has no HA. From the lock's first acquisition attempt on, the backend's
+    /// writes are fenced: they succeed only while `node` holds the lock, checked by the storage
+    /// engine in the same transaction as the write.
+    fn ha_lock(&self, node: NodeInfo) -> Option<std::sync::Arc<dyn HaLock>> {
+        let _ = node;
+        None
+    }
+    /// Every key, sorted: for `coffer operator migrate`. The default walks `list` from the
+    /// root (a key ending in '/' is listed as a folder and found by a `get`).
+    async fn keys(&self) -> Result<Vec<String>, StorageError> {
+        let mut keys = Vec::new();
+        let mut stack = vec![String::new()];
+        while let Some(prefix) = stack.pop() {
+            for entry in self.list(&prefix).await? {
+                let full = format!("{prefix}{entry}");
+                if full.ends_with('/') {
+                    if self.get(&full).await?.is_some() {
+                        keys.push(full.clone());
+                    }
+                    stack.push(full);
+                } else {
+                    keys.push(full);
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
 }
 
 /// Collapse sorted full keys under `prefix` into Vault-style list entries.

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use coffer_storage::{Backend, FileBackend, InmemBackend, StorageError, TxnOp};
+use coffer_storage::{
+    Backend, FileBackend, InmemBackend, NodeInfo, PostgresBackend, PostgresConfig, StorageError,
+    TxnOp,
+};
 
 fn put(key: &str, value: &[u8]) -> TxnOp {
     TxnOp::Put {
@@ -356,7 +359,11 @@ async fn file_failed_check_fails_only_its_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_cas_counter() {
     let dir = tempfile::tempdir().unwrap();
-    let b: Arc<dyn Backend> = Arc::new(FileBackend::open(dir.path()).unwrap());
+    cas_counter(Arc::new(FileBackend::open(dir.path()).unwrap())).await;
+}
+
+/// 20 tasks × 5 increments of one counter through compare-and-set with retries.
+async fn cas_counter(b: Arc<dyn Backend>) {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let b = Arc::clone(&b);
@@ -513,4 +520,348 @@ fn file_kill9_keeps_acknowledged_writes() {
             );
         }
     });
+}
+
+// --- networked backends: PostgreSQL and etcd ---------------------------------------------------
+// The test script starts both servers and sets COFFER_REQUIRE_BACKENDS=1: then a missing server
+// fails these tests; elsewhere (a bare `cargo test`) they are skipped with a message.
+
+fn require_backends() -> bool {
+    std::env::var("COFFER_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
+}
+
+fn env_or_skip(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if require_backends() => panic!("{name} is not set (scripts/databases.sh sets it)"),
+        _ => {
+            eprintln!("skipped: {name} is not set (run through scripts/test)");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+fn pg_url() -> Option<String> {
+    let port = env_or_skip("COFFER_TEST_PG_PORT")?;
+    let user = env_or_skip("COFFER_TEST_PG_USER")?;
+    let pw = env_or_skip("COFFER_TEST_PG_PASSWORD")?;
+    Some(format!(
+        "postgres://{user}:{pw}@127.0.0.1:{port}/postgres?sslmode=disable"
+    ))
+}
+
+/// A PostgreSQL backend on tables of its own (dropped by [`pg_drop`]).
+async fn pg_backend(ha: bool) -> Option<(PostgresBackend, PostgresConfig)> {
+    let mut cfg = PostgresConfig::new(pg_url()?);
+    cfg.table = unique("conf_kv");
+    cfg.ha_table = unique("conf_ha");
+    cfg.ha_enabled = ha;
+    let b = PostgresBackend::open(cfg.clone()).await.unwrap();
+    Some((b, cfg))
+}
+
+async fn pg_drop(cfg: &PostgresConfig) {
+    let (client, conn) = tokio_postgres::connect(&cfg.connection_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS \"{}\"; DROP TABLE IF EXISTS \"{}\";",
+            cfg.table, cfg.ha_table
+        ))
+        .await
+        .unwrap();
+}
+
+fn node(n: &str) -> NodeInfo {
+    NodeInfo {
+        id: unique(n),
+        hostname: "test".into(),
+        api_addr: format!("http://{n}:8200"),
+        cluster_addr: format!("https://{n}:8201"),
+        version: "test".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_conformance() {
+    let Some((b, cfg)) = pg_backend(false).await else {
+        return;
+    };
+    assert_eq!(b.kind(), "postgresql");
+    conformance(&b).await;
+    let b = Arc::new(b);
+    concurrent_puts(b.clone()).await;
+    cas_counter(b.clone()).await;
+    keys_in_order(b.as_ref()).await;
+    pg_drop(&cfg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_reopen_keeps_data_and_bad_config_is_refused() {
+    let Some((b, cfg)) = pg_backend(false).await else {
+        return;
+    };
+    b.put("keep/a", b"alpha".to_vec()).await.unwrap();
+    drop(b);
+    let b = PostgresBackend::open(cfg.clone()).await.unwrap();
+    assert_eq!(
+        b.get("keep/a").await.unwrap().as_deref(),
+        Some(&b"alpha"[..])
+    );
+    pg_drop(&cfg).await;
+    for bad in ["x; DROP TABLE y", "a.b.c", "", "1abc"] {
+        let mut c = cfg.clone();
+        c.table = bad.to_string();
+        assert!(matches!(
+            PostgresBackend::open(c).await,
+            Err(StorageError::Config(_))
+        ));
+    }
+    // a wrong password fails at open, and the error does not carry it
+    let mut c = cfg.clone();
+    c.connection_url = c.connection_url.replace(
+        &std::env::var("COFFER_TEST_PG_PASSWORD").unwrap(),
+        "not-the-password-x9",
+    );
+    let err = PostgresBackend::open(c).await.unwrap_err().to_string();
+    assert!(!err.contains("not-the-password-x9"), "{err}");
+    let mut c = cfg.clone();
+    c.connection_url = "postgres://u:secretpw@127.0.0.1:1/db?sslmode=require".into();
+    let err = PostgresBackend::open(c).await.unwrap_err().to_string();
+    assert!(err.contains("TLS"), "{err}");
+    assert!(!err.contains("secretpw"), "{err}");
+}
+
+async fn keys_in_order(b: &dyn Backend) {
+    for k in ["keys/b", "keys/a/x", "keys/a/", "keys/c"] {
+        b.put(k, b"v".to_vec()).await.unwrap();
+    }
+    let all = b.keys().await.unwrap();
+    let ours: Vec<&str> = all
+        .iter()
+        .map(String::as_str)
+        .filter(|k| k.starts_with("keys/"))
+        .collect();
+    assert_eq!(ours, vec!["keys/a/", "keys/a/x", "keys/b", "keys/c"]);
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted);
+}
+
+/// The HA contract on one backend: one holder at a time; a standby's writes are refused;
+/// release hands over; and a holder whose hold was taken over is refused by the storage
+/// engine itself even while it still believes it holds the lock.
+async fn ha_contract(
+    a: &dyn Backend,
+    b: &dyn Backend,
+    expire_a: impl std::future::Future<Output = ()>,
+) {
+    let (na, nb) = (node("a"), node("b"));
+    // before any lock attempt writes are not fenced (initialization happens then)
+    a.put("ha/init", b"1".to_vec()).await.unwrap();
+    let la = a.ha_lock(na.clone()).expect("ha enabled");
+    let lb = b.ha_lock(nb.clone()).expect("ha enabled");
+    assert!(la.try_acquire().await.unwrap());
+    assert!(!lb.try_acquire().await.unwrap());
+    assert!(la.try_acquire().await.unwrap(), "holding again is fine");
+    assert!(la.renew().await.unwrap());
+    assert_eq!(la.leader().await.unwrap(), Some(na.clone()));
+    assert_eq!(lb.leader().await.unwrap(), Some(na.clone()));
+    a.put("ha/x", b"from-a".to_vec()).await.unwrap();
+    assert!(matches!(
+        b.put("ha/x", b"from-b".to_vec()).await,
+        Err(StorageError::Fenced)
+    ));
+    assert!(matches!(
+        b.transaction(vec![put("ha/y", b"b")]).await,
+        Err(StorageError::Fenced)
+    ));
+    assert_eq!(
+        b.get("ha/x").await.unwrap().as_deref(),
+        Some(&b"from-a"[..])
+    );
+    // check-ins
+    la.check_in().await.unwrap();
+    lb.check_in().await.unwrap();
+    let members = la.members().await.unwrap();
+    let ids: Vec<&str> = members.iter().map(|m| m.node.id.as_str()).collect();
+    assert!(
+        ids.contains(&na.id.as_str()) && ids.contains(&nb.id.as_str()),
+        "{ids:?}"
+    );
+    // release hands over
+    la.release().await.unwrap();
+    assert!(matches!(
+        a.put("ha/x", b"late".to_vec()).await,
+        Err(StorageError::Fenced)
+    ));
+    assert!(lb.try_acquire().await.unwrap());
+    assert_eq!(la.leader().await.unwrap(), Some(nb.clone()));
+    b.put("ha/x", b"from-b".to_vec()).await.unwrap();
+    // b loses its hold behind its back; a takes over; b's own belief is stale but the
+    // storage engine refuses b's write
+    expire_a.await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !la.try_acquire().await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "no takeover");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(matches!(
+        b.put("ha/x", b"stale".to_vec()).await,
+        Err(StorageError::Fenced)
+    ));
+    assert_eq!(
+        a.get("ha/x").await.unwrap().as_deref(),
+        Some(&b"from-b"[..])
+    );
+    assert!(!lb.renew().await.unwrap());
+    a.put("ha/x", b"a-again".to_vec()).await.unwrap();
+    la.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_ha_lock_and_fencing() {
+    let Some((a, cfg)) = pg_backend(true).await else {
+        return;
+    };
+    let b = PostgresBackend::open(cfg.clone()).await.unwrap();
+    let url = cfg.connection_url.clone();
+    let ha_table = cfg.ha_table.clone();
+    // expire the current hold in the table, as a hold that was not renewed in time
+    let expire = async move {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .execute(
+                &format!(
+                    "UPDATE \"{ha_table}\" SET valid_until = now() - interval '1 second' WHERE ha_key = 'leader'"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+    };
+    ha_contract(&a, &b, expire).await;
+    pg_drop(&cfg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_lock_expires_without_renewal() {
+    let Some((a, cfg)) = pg_backend(true).await else {
+        return;
+    };
+    let b = PostgresBackend::open(cfg.clone()).await.unwrap();
+    let la = a.ha_lock(node("a")).unwrap();
+    let lb = b.ha_lock(node("b")).unwrap();
+    assert!(la.try_acquire().await.unwrap());
+    let start = std::time::Instant::now();
+    while !lb.try_acquire().await.unwrap() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= coffer_storage::HA_TTL - std::time::Duration::from_millis(300)
+            && took < coffer_storage::HA_TTL + std::time::Duration::from_secs(1),
+        "{took:?}"
+    );
+    assert!(!la.renew().await.unwrap());
+    pg_drop(&cfg).await;
+}
+
+#[cfg(feature = "etcd")]
+mod etcd {
+    use super::*;
+    use coffer_storage::{EtcdBackend, EtcdConfig};
+
+    fn config(ha: bool) -> Option<EtcdConfig> {
+        let endpoints = env_or_skip("COFFER_TEST_ETCD_ENDPOINTS")?;
+        let mut cfg = EtcdConfig::new(
+            endpoints.split(',').map(str::to_string).collect(),
+            &format!("/{}/", unique("conf")),
+        );
+        cfg.ha_enabled = ha;
+        Some(cfg)
+    }
+
+    /// `etcdctl` (Debian's etcd-client, installed with the server) on the test cluster.
+    fn etcdctl(endpoints: &[String], args: &[&str]) -> String {
+        let out = std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", endpoints.join(",")))
+            .args(args)
+            .output()
+            .expect("etcdctl runs");
+        assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn clear(cfg: &EtcdConfig) {
+        let base = cfg.path.trim_end_matches('/').to_string();
+        etcdctl(&cfg.endpoints, &["del", "--prefix", &base]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn etcd_conformance() {
+        let Some(cfg) = config(false) else {
+            return;
+        };
+        let b = Arc::new(EtcdBackend::open(cfg.clone()).await.unwrap());
+        assert_eq!(b.kind(), "etcd");
+        conformance(b.as_ref()).await;
+        concurrent_puts(b.clone()).await;
+        cas_counter(b.clone()).await;
+        keys_in_order(b.as_ref()).await;
+        clear(&cfg).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn etcd_limits_are_clear_errors() {
+        let Some(cfg) = config(false) else {
+            return;
+        };
+        let b = EtcdBackend::open(cfg.clone()).await.unwrap();
+        let err = b.put("big", vec![1u8; 2 << 20]).await.unwrap_err();
+        assert!(matches!(err, StorageError::TooLarge(_)), "{err:?}");
+        assert!(err.to_string().contains("max-request-bytes"), "{err}");
+        assert_eq!(b.get("big").await.unwrap(), None);
+        let ops: Vec<TxnOp> = (0..200).map(|i| put(&format!("many/{i}"), b"v")).collect();
+        let err = b.transaction(ops).await.unwrap_err();
+        assert!(err.to_string().contains("max-txn-ops"), "{err}");
+        assert!(b.list("many/").await.unwrap().is_empty());
+        // an unreachable cluster fails at open
+        let mut bad = cfg.clone();
+        bad.endpoints = vec!["http://127.0.0.1:1".into()];
+        assert!(EtcdBackend::open(bad).await.is_err());
+        clear(&cfg).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn etcd_ha_lock_and_fencing() {
+        let Some(cfg) = config(true) else {
+            return;
+        };
+        let a = EtcdBackend::open(cfg.clone()).await.unwrap();
+        let b = EtcdBackend::open(cfg.clone()).await.unwrap();
+        let endpoints = cfg.endpoints.clone();
+        let lock_key = format!("{}.ha/lock", cfg.path.trim_end_matches('/'));
+        // revoke the holder's lease behind its back, as a lease that ran out
+        let expire = async move {
+            let out = etcdctl(&endpoints, &["get", &lock_key, "-w", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let lease = v["kvs"][0]["lease"]
+                .as_i64()
+                .expect("the lock key has a lease");
+            etcdctl(&endpoints, &["lease", "revoke", &format!("{lease:x}")]);
+        };
+        ha_contract(&a, &b, expire).await;
+        clear(&cfg).await;
+    }
 }

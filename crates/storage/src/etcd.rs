@@ -1,0 +1,609 @@
+//! `storage "etcd"` (etcd v3): every entry is the key `<path><key>`; a write is one etcd
+//! transaction; HA is a key bound to a lease.
+//!
+//! A write is acknowledged once etcd has committed it (a quorum of members has it in its log).
+//! Compare-and-set checks are compares of the same transaction. With HA in use, every write
+//! also compares the lock key's create revision with the one this node created: a node whose
+//! lease expired (its key vanished) or that released the lock cannot write, whatever it
+//! believes. The lock and the nodes' check-ins live beside the data, under `<path>.ha/`
+//! (outside `<path>`), so they are neither listed nor migrated.
+//!
+//! etcd refuses requests above its `--max-request-bytes` (1.5 MiB by default) and
+//! transactions of more than `--max-txn-ops` operations (128): such writes are refused here
+//! first, with an error that says so ([`StorageError::TooLarge`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp as ETxnOp,
+    TxnOpResponse,
+};
+
+use crate::ha::{
+    decode_node, encode_node, unix_now, HaLock, Member, NodeInfo, HA_MEMBER_TTL, HA_TTL,
+};
+use crate::{collapse_list, validate_key, validate_ops, Backend, StorageError, TxnOp};
+
+/// etcd's default `--max-request-bytes`.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+/// etcd's default `--max-txn-ops`.
+pub const DEFAULT_MAX_TXN_OPS: usize = 128;
+/// Room left in a request for etcd's own framing.
+const REQUEST_OVERHEAD: usize = 4096;
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
+const LOCK_OP_TIMEOUT: Duration = Duration::from_millis(900);
+
+/// The `storage "etcd"` stanza.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdConfig {
+    pub endpoints: Vec<String>,
+    /// Prefix of every key; starts and ends with '/'.
+    pub path: String,
+    pub ha_enabled: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tls_ca_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub tls_server_name: Option<String>,
+    pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
+}
+
+impl std::fmt::Debug for EtcdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdConfig")
+            .field("endpoints", &self.endpoints)
+            .field("path", &self.path)
+            .field("ha_enabled", &self.ha_enabled)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
+            .finish()
+    }
+}
+
+impl EtcdConfig {
+    pub fn new(endpoints: Vec<String>, path: &str) -> EtcdConfig {
+        EtcdConfig {
+            endpoints,
+            path: path.to_string(),
+            ha_enabled: false,
+            username: None,
+            password: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_server_name: None,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_txn_ops: DEFAULT_MAX_TXN_OPS,
+        }
+    }
+}
+
+fn etcd_err(context: &str, e: etcd_client::Error) -> StorageError {
+    let msg = e.to_string();
+    if msg.contains("request is too large") || msg.contains("too many operations in txn") {
+        return StorageError::TooLarge(format!("etcd refused the write: {msg}"));
+    }
+    StorageError::Io(format!("etcd: {context}: {msg}"))
+}
+
+async fn timed<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(StorageError::Io(format!(
+            "etcd: {what} timed out after {limit:?}"
+        ))),
+    }
+}
+
+struct Fence {
+    on: AtomicBool,
+    /// The create revision of this node's lock key; 0 while it holds none.
+    lock_rev: AtomicI64,
+}
+
+/// The etcd backend. See the module documentation.
+pub struct EtcdBackend {
+    client: Client,
+    config: EtcdConfig,
+    fence: Arc<Fence>,
+    lock_key: String,
+}
+
+impl std::fmt::Debug for EtcdBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdBackend")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn read_file(path: &str, what: &str) -> Result<Vec<u8>, StorageError> {
+    std::fs::read(path).map_err(|e| StorageError::Config(format!("reading {what} {path}: {e}")))
+}
+
+impl EtcdBackend {
+    pub async fn open(mut config: EtcdConfig) -> Result<EtcdBackend, StorageError> {
+        if config.endpoints.is_empty() {
+            return Err(StorageError::Config(
+                "etcd needs at least one address".into(),
+            ));
+        }
+        if !config.path.starts_with('/') {
+            config.path.insert(0, '/');
+        }
+        if !config.path.ends_with('/') {
+            config.path.push('/');
+        }
+        let tls = config.endpoints.iter().any(|e| e.starts_with("https://"));
+        let mut opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(OP_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
+            .with_require_leader(true);
+        if let (Some(u), Some(p)) = (&config.username, &config.password) {
+            opts = opts.with_user(u.clone(), p.clone());
+        }
+        if tls {
+            let mut t = etcd_client::TlsOptions::new();
+            if let Some(ca) = &config.tls_ca_file {
+                t = t.ca_certificate(etcd_client::Certificate::from_pem(read_file(
+                    ca,
+                    "tls_ca_file",
+                )?));
+            }
+            match (&config.tls_cert_file, &config.tls_key_file) {
+                (Some(c), Some(k)) => {
+                    t = t.identity(etcd_client::Identity::from_pem(
+                        read_file(c, "tls_cert_file")?,
+                        read_file(k, "tls_key_file")?,
+                    ));
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(StorageError::Config(
+                        "tls_cert_file and tls_key_file go together".into(),
+                    ))
+                }
+            }
+            if let Some(name) = &config.tls_server_name {
+                t = t.domain_name(name.clone());
+            }
+            opts = opts.with_tls(t);
+        } else if config.tls_ca_file.is_some() || config.tls_cert_file.is_some() {
+            return Err(StorageError::Config(
+                "TLS files are set but the addresses are http://; use https:// addresses".into(),
+            ));
+        }
+        let client = timed(Duration::from_secs(15), "connect", async {
+            let mut c = Client::connect(config.endpoints.clone(), Some(opts))
+                .await
+                .map_err(|e| etcd_err("connect", e))?;
+            // a first request, so a wrong address or credentials fail at start
+            c.get(format!("{}core/", config.path), None)
+                .await
+                .map_err(|e| etcd_err("connect", e))?;
+            Ok(c)
+        })
+        .await?;
+        let lock_key = format!("{}.ha/lock", config.path.trim_end_matches('/'));
+        Ok(EtcdBackend {
+            client,
+            config,
+            fence: Arc::new(Fence {
+                on: AtomicBool::new(false),
+                lock_rev: AtomicI64::new(0),
+            }),
+            lock_key,
+        })
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.config.path)
+    }
+
+    async fn write(&self, ops: Vec<TxnOp>) -> Result<(), StorageError> {
+        validate_ops(&ops)?;
+        let rev = if self.fence.on.load(Ordering::Acquire) {
+            let rev = self.fence.lock_rev.load(Ordering::Acquire);
+            if rev == 0 {
+                return Err(StorageError::Fenced);
+            }
+            Some(rev)
+        } else {
+            None
+        };
+        let mut compares = Vec::new();
+        let mut checks: Vec<(&str, Option<&Vec<u8>>)> = Vec::new();
+        let mut size = 0usize;
+        if let Some(rev) = rev {
+            compares.push(Compare::create_revision(
+                self.lock_key.clone(),
+                CompareOp::Equal,
+                rev,
+            ));
+        }
+        let mut last: BTreeMap<&str, Option<&Vec<u8>>> = BTreeMap::new();
+        for op in &ops {
+            size += op.key().len() + self.config.path.len() + 16;
+            match op {
+                TxnOp::Check { key, expected } => {
+                    checks.push((key, expected.as_ref()));
+                    compares.push(match expected {
+                        Some(v) => {
+                            size += v.len();
+                            Compare::value(self.full(key), CompareOp::Equal, v.clone())
+                        }
+                        None => Compare::version(self.full(key), CompareOp::Equal, 0),
+                    });
+                }
+                TxnOp::Put { key, value } => {
+                    size += value.len();
+                    last.insert(key, Some(value));
+                }
+                TxnOp::Delete { key } => {
+                    last.insert(key, None);
+                }
+            }
+        }
+        if size + REQUEST_OVERHEAD > self.config.max_request_bytes {
+            return Err(StorageError::TooLarge(format!(
+                "the write is about {size} bytes; etcd accepts at most {} bytes per request (its --max-request-bytes; set max_request_bytes here to match a larger one)",
+                self.config.max_request_bytes
+            )));
+        }
+        if last.len() > self.config.max_txn_ops || compares.len() > self.config.max_txn_ops {
+            return Err(StorageError::TooLarge(format!(
+                "the write has {} operations; etcd accepts at most {} per transaction (its --max-txn-ops; set max_txn_ops here to match a larger one)",
+                last.len().max(compares.len()),
+                self.config.max_txn_ops
+            )));
+        }
+        let then: Vec<ETxnOp> = last
+            .into_iter()
+            .map(|(k, v)| match v {
+                Some(v) => ETxnOp::put(self.full(k), v.clone(), None),
+                None => ETxnOp::delete(self.full(k), None),
+            })
+            .collect();
+        // on failure: the lock key (was it the fence?) and each checked key (which check?)
+        let mut otherwise = Vec::new();
+        if rev.is_some() {
+            otherwise.push(ETxnOp::get(self.lock_key.clone(), None));
+        }
+        for (k, _) in &checks {
+            otherwise.push(ETxnOp::get(self.full(k), None));
+        }
+        let txn = Txn::new().when(compares).and_then(then).or_else(otherwise);
+        let mut client = self.client.clone();
+        let resp = timed(OP_TIMEOUT, "write", async {
+            client.txn(txn).await.map_err(|e| etcd_err("write", e))
+        })
+        .await?;
+        if resp.succeeded() {
+            return Ok(());
+        }
+        let mut found = resp.op_responses().into_iter().map(|r| match r {
+            TxnOpResponse::Get(g) => g
+                .kvs()
+                .first()
+                .map(|kv| (kv.create_revision(), kv.value().to_vec())),
+            _ => None,
+        });
+        if let Some(rev) = rev {
+            let lock = found.next().flatten();
+            if lock.map(|(r, _)| r) != Some(rev) {
+                self.fence.lock_rev.store(0, Ordering::Release);
+                return Err(StorageError::Fenced);
+            }
+        }
+        for ((key, expected), current) in checks.iter().zip(found) {
+            if current.map(|(_, v)| v).as_ref() != *expected {
+                return Err(StorageError::CasFailed((*key).to_string()));
+            }
+        }
+        // every check passes again: a concurrent change came and went, a conflict still
+        Err(StorageError::CasFailed(
+            checks
+                .first()
+                .map(|(k, _)| (*k).to_string())
+                .unwrap_or_default(),
+        ))
+    }
+
+    async fn range_keys(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let full = self.full(prefix);
+        let mut client = self.client.clone();
+        let resp = timed(OP_TIMEOUT, "list", async {
+            client
+                .get(full, Some(GetOptions::new().with_prefix().with_keys_only()))
+                .await
+                .map_err(|e| etcd_err("list", e))
+        })
+        .await?;
+        let plen = self.config.path.len();
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| kv.key_str().ok())
+            .filter_map(|k| k.get(plen..).map(str::to_string))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Backend for EtcdBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut client = self.client.clone();
+        let full = self.full(key);
+        let resp = timed(OP_TIMEOUT, "get", async {
+            client.get(full, None).await.map_err(|e| etcd_err("get", e))
+        })
+        .await?;
+        Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        validate_key(key)?;
+        self.write(vec![TxnOp::Put {
+            key: key.to_string(),
+            value,
+        }])
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        self.write(vec![TxnOp::Delete {
+            key: key.to_string(),
+        }])
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let keys = self.range_keys(prefix).await?;
+        Ok(collapse_list(prefix, keys.iter().map(String::as_str)))
+    }
+
+    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.write(ops).await
+    }
+
+    fn kind(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn ha_lock(&self, node: NodeInfo) -> Option<Arc<dyn HaLock>> {
+        if !self.config.ha_enabled {
+            return None;
+        }
+        let base = self.config.path.trim_end_matches('/');
+        Some(Arc::new(EtcdLock {
+            client: self.client.clone(),
+            lock_key: self.lock_key.clone(),
+            nodes_prefix: format!("{base}.ha/nodes/"),
+            node,
+            fence: self.fence.clone(),
+            lease: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    async fn keys(&self) -> Result<Vec<String>, StorageError> {
+        self.range_keys("").await
+    }
+}
+
+struct HeldLease {
+    id: i64,
+    keeper: etcd_client::LeaseKeeper,
+    stream: etcd_client::LeaseKeepAliveStream,
+}
+
+struct EtcdLock {
+    client: Client,
+    lock_key: String,
+    nodes_prefix: String,
+    node: NodeInfo,
+    fence: Arc<Fence>,
+    lease: tokio::sync::Mutex<Option<HeldLease>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CheckIn {
+    node: NodeInfo,
+    seen: i64,
+}
+
+impl EtcdLock {
+    async fn lock_value(&self) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
+        let mut c = self.client.clone();
+        let key = self.lock_key.clone();
+        let resp = timed(LOCK_OP_TIMEOUT, "lock read", async {
+            c.get(key, None).await.map_err(|e| etcd_err("lock read", e))
+        })
+        .await?;
+        Ok(resp
+            .kvs()
+            .first()
+            .map(|kv| (kv.create_revision(), kv.value().to_vec())))
+    }
+
+    fn lost(&self) {
+        self.fence.lock_rev.store(0, Ordering::Release);
+    }
+}
+
+#[async_trait]
+impl HaLock for EtcdLock {
+    async fn try_acquire(&self) -> Result<bool, StorageError> {
+        self.fence.on.store(true, Ordering::Release);
+        if self.fence.lock_rev.load(Ordering::Acquire) != 0 {
+            return self.renew().await;
+        }
+        // cheap check first: no lease is granted while another node holds the lock
+        if self.lock_value().await?.is_some() {
+            return Ok(false);
+        }
+        let mut slot = self.lease.lock().await;
+        let mut c = self.client.clone();
+        let ttl = HA_TTL.as_secs() as i64;
+        let key = self.lock_key.clone();
+        let value = encode_node(&self.node);
+        let won = timed(LOCK_OP_TIMEOUT, "lock acquisition", async {
+            let lease = c
+                .lease_grant(ttl, None)
+                .await
+                .map_err(|e| etcd_err("lease grant", e))?
+                .id();
+            let txn = Txn::new()
+                .when(vec![Compare::create_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    0,
+                )])
+                .and_then(vec![ETxnOp::put(
+                    key,
+                    value,
+                    Some(PutOptions::new().with_lease(lease)),
+                )]);
+            let resp = c.txn(txn).await.map_err(|e| etcd_err("lock", e))?;
+            if !resp.succeeded() {
+                let _ = c.lease_revoke(lease).await;
+                return Ok(None);
+            }
+            let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+            let (keeper, stream) = c
+                .lease_keep_alive(lease)
+                .await
+                .map_err(|e| etcd_err("lease keep-alive", e))?;
+            Ok(Some((lease, rev, keeper, stream)))
+        })
+        .await?;
+        match won {
+            Some((id, rev, keeper, stream)) if rev > 0 => {
+                *slot = Some(HeldLease { id, keeper, stream });
+                self.fence.lock_rev.store(rev, Ordering::Release);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn renew(&self) -> Result<bool, StorageError> {
+        let rev = self.fence.lock_rev.load(Ordering::Acquire);
+        if rev == 0 {
+            return Ok(false);
+        }
+        let mut slot = self.lease.lock().await;
+        let Some(held) = slot.as_mut() else {
+            self.lost();
+            return Ok(false);
+        };
+        let alive = timed(LOCK_OP_TIMEOUT, "lease keep-alive", async {
+            held.keeper
+                .keep_alive()
+                .await
+                .map_err(|e| etcd_err("lease keep-alive", e))?;
+            let msg = held
+                .stream
+                .message()
+                .await
+                .map_err(|e| etcd_err("lease keep-alive", e))?;
+            Ok(matches!(msg, Some(m) if m.ttl() > 0))
+        })
+        .await;
+        let ours = match alive {
+            Ok(true) => matches!(self.lock_value().await, Ok(Some((r, _))) if r == rev),
+            _ => false,
+        };
+        if !ours {
+            self.lost();
+            *slot = None;
+        }
+        match alive {
+            Err(e) => Err(e),
+            Ok(_) => Ok(ours),
+        }
+    }
+
+    async fn release(&self) -> Result<(), StorageError> {
+        self.lost();
+        let held = self.lease.lock().await.take();
+        if let Some(h) = held {
+            let mut c = self.client.clone();
+            timed(LOCK_OP_TIMEOUT, "lease revoke", async {
+                c.lease_revoke(h.id)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| etcd_err("lease revoke", e))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn leader(&self) -> Result<Option<NodeInfo>, StorageError> {
+        Ok(self.lock_value().await?.and_then(|(_, v)| decode_node(&v)))
+    }
+
+    async fn check_in(&self) -> Result<(), StorageError> {
+        let entry = CheckIn {
+            node: self.node.clone(),
+            seen: unix_now(),
+        };
+        let value = serde_json::to_vec(&entry).unwrap_or_default();
+        let mut c = self.client.clone();
+        let key = format!("{}{}", self.nodes_prefix, self.node.id);
+        timed(LOCK_OP_TIMEOUT, "check-in", async {
+            c.put(key, value, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| etcd_err("check-in", e))
+        })
+        .await
+    }
+
+    async fn members(&self) -> Result<Vec<Member>, StorageError> {
+        let mut c = self.client.clone();
+        let prefix = self.nodes_prefix.clone();
+        let resp = timed(LOCK_OP_TIMEOUT, "members", async {
+            c.get(prefix, Some(GetOptions::new().with_prefix()))
+                .await
+                .map_err(|e| etcd_err("members", e))
+        })
+        .await?;
+        let now = unix_now();
+        let mut out = Vec::new();
+        for kv in resp.kvs() {
+            let Ok(entry) = serde_json::from_slice::<CheckIn>(kv.value()) else {
+                continue;
+            };
+            if now - entry.seen <= HA_MEMBER_TTL.as_secs() as i64 {
+                out.push(Member {
+                    node: entry.node,
+                    last_seen: entry.seen,
+                });
+            } else if now - entry.seen > 3600 {
+                // forget nodes long gone
+                let mut c = self.client.clone();
+                let _ = c.delete(kv.key().to_vec(), None).await;
+            }
+        }
+        Ok(out)
+    }
+}
