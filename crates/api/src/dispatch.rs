@@ -91,7 +91,23 @@ pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Route {
 }
 
 async fn dispatch(State(d): State<Dialects>, req: HttpRequest) -> HttpResponse {
-    match classify(req.method(), req.uri().path(), req.headers()) {
+    let route = classify(req.method(), req.uri().path(), req.headers());
+    if !crate::forward::local_path(route, req.uri().path()) {
+        match d.core.forward_target() {
+            coffer_core::ha::ForwardTarget::Local => {}
+            coffer_core::ha::ForwardTarget::Node(target) => {
+                let id = d.core.ha().map(|h| h.node().id.clone()).unwrap_or_default();
+                return crate::forward::forward(route, &target, &id, req).await;
+            }
+            coffer_core::ha::ForwardTarget::NoLeader => {
+                return crate::forward::standby_error(
+                    route,
+                    "local node not active but active cluster node not found",
+                )
+            }
+        }
+    }
+    match route {
         Route::Vault => crate::vault::handle(State(d.core), req).await,
         Route::Aws => crate::aws::handle(&d.core, &d.settings.aws, req).await,
         Route::Azure => crate::azure::handle(&d.core, &d.settings.azure, req).await,

@@ -12,6 +12,7 @@ pub mod aws;
 pub mod azure;
 pub mod common;
 pub mod dispatch;
+pub mod forward;
 pub mod listener;
 pub mod vault;
 pub mod vault_kv;

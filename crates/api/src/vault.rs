@@ -47,7 +47,7 @@ pub fn vault_status(code: ErrorCode) -> StatusCode {
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::Sealed => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Sealed | ErrorCode::Standby => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal | ErrorCode::AuditFailed => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -223,14 +223,16 @@ async fn health(core: &Core, method: &Method, q: &Map<String, Value>) -> HttpRes
         Err(e) => return core_error(&e),
     };
     let sealed = core.is_sealed();
+    let standby = !sealed && core.is_standby();
     let status = if !initialized {
         code("uninitcode", StatusCode::NOT_IMPLEMENTED)
     } else if sealed {
         code("sealedcode", StatusCode::SERVICE_UNAVAILABLE)
+    } else if standby && !flag(q, "standbyok") {
+        code("standbycode", StatusCode::TOO_MANY_REQUESTS)
     } else {
         code("activecode", StatusCode::OK)
     };
-    let _ = flag(q, "standbyok");
     if method == Method::HEAD {
         let mut resp = HttpResponse::new(Body::empty());
         *resp.status_mut() = status;
@@ -243,7 +245,7 @@ async fn health(core: &Core, method: &Method, q: &Map<String, Value>) -> HttpRes
     let body = json!({
         "initialized": initialized,
         "sealed": sealed,
-        "standby": false,
+        "standby": standby,
         "performance_standby": false,
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",
@@ -251,6 +253,16 @@ async fn health(core: &Core, method: &Method, q: &Map<String, Value>) -> HttpRes
         "version": coffer_core::core::VERSION,
         "enterprise": false,
         "cluster_name": if sealed { Value::Null } else { "coffer-cluster".into() },
+        "cluster_id": if sealed {
+            Value::Null
+        } else {
+            core.seal_status()
+                .await
+                .ok()
+                .and_then(|s| s.cluster_id)
+                .map(Value::from)
+                .unwrap_or(Value::Null)
+        },
         "echo_duration_ms": 0,
         "clock_skew_ms": 0,
     });
@@ -339,6 +351,10 @@ pub(crate) async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> H
     // health reads no body and works in every state
     if path == "sys/health" {
         return health(&core, &method, &query).await;
+    }
+    // every node answers who leads (a standby included), with no token
+    if path.trim_end_matches('/') == "sys/leader" && method == Method::GET {
+        return json_response(StatusCode::OK, &coffer_core::leader_json(&core));
     }
 
     let declared = body.size_hint().exact();

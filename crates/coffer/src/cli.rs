@@ -21,6 +21,7 @@ mod error;
 mod generic;
 mod kv;
 mod lease;
+mod migrate;
 mod operator;
 mod output;
 mod policy;

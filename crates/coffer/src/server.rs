@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use coffer_core::router::EngineRegistry;
 use coffer_core::{Core, CoreConfig};
 use coffer_storage::{Backend, FileBackend, InmemBackend};
-pub use config::{load_config, ServerConfig, StorageConfig};
+pub use config::{load_config, load_migrate_config, ServerConfig, StorageConfig};
 pub use dev_aws::DevAwsArgs;
 pub use dev_azure::DevAzureArgs;
 use std::path::PathBuf;
@@ -57,6 +57,15 @@ fn init_logging(level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
+}
+
+/// This machine's name, for `sys/ha-status`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The dev listeners' default addresses.
@@ -137,6 +146,32 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(serve(args, cfg, dev_tls_address))
+}
+
+/// Open the storage a `storage` block describes.
+pub async fn open_backend(storage: &StorageConfig) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match storage {
+        StorageConfig::Inmem => Arc::new(InmemBackend::new()),
+        StorageConfig::File { path } => Arc::new(
+            FileBackend::open(path)
+                .with_context(|| format!("opening file storage at {}", path.display()))?,
+        ),
+        StorageConfig::Postgresql(c) => Arc::new(
+            coffer_storage::PostgresBackend::open(c.clone())
+                .await
+                .context("opening PostgreSQL storage")?,
+        ),
+        #[cfg(feature = "etcd")]
+        StorageConfig::Etcd(c) => Arc::new(
+            coffer_storage::EtcdBackend::open(c.clone())
+                .await
+                .context("opening etcd storage")?,
+        ),
+        #[cfg(not(feature = "etcd"))]
+        StorageConfig::Etcd(_) => bail!(
+            "this coffer binary was built without etcd support: build it with `cargo build --release --features etcd` (needs protoc, Debian package protobuf-compiler)"
+        ),
+    })
 }
 
 /// File descriptors kept for everything but client connections (storage, audit devices, the
@@ -241,13 +276,7 @@ async fn serve(
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let backend: Arc<dyn Backend> = match &cfg.storage {
-        StorageConfig::Inmem => Arc::new(InmemBackend::new()),
-        StorageConfig::File { path } => Arc::new(
-            FileBackend::open(path)
-                .with_context(|| format!("opening file storage at {}", path.display()))?,
-        ),
-    };
+    let backend = open_backend(&cfg.storage).await?;
     let mut core_cfg = CoreConfig::default();
     if let Some(t) = cfg.default_lease_ttl {
         core_cfg.default_lease_ttl = t;
@@ -257,6 +286,7 @@ async fn serve(
     }
     core_cfg.static_seal = cfg.static_seal.clone();
     let core = Core::new(backend, core_cfg, engine_registry());
+    let ha_enabled = cfg.storage.ha_enabled();
 
     // dev mode without configured listeners: the HTTP listener (first), then HTTPS with a CA
     // generated now
@@ -289,6 +319,41 @@ async fn serve(
         bound.push(b);
     }
 
+    if ha_enabled {
+        let api_addr =
+            cfg.api_addr
+                .clone()
+                .unwrap_or_else(|| match (bound.first(), cfg.listeners.first()) {
+                    (Some(b), Some(l)) => format!(
+                        "{}://{}",
+                        if l.tls.is_some() { "https" } else { "http" },
+                        client_addr(b.local_addr)
+                    ),
+                    _ => String::new(),
+                });
+        // standbys forward to an https:// active node trusting the listeners' certificates
+        let mut pems = Vec::new();
+        for l in &cfg.listeners {
+            if let Some(t) = &l.tls {
+                if let Ok(pem) = std::fs::read(&t.cert_file) {
+                    pems.push(pem);
+                }
+            }
+        }
+        coffer_api::forward::trust_for_forwarding(pems);
+        let node = coffer_storage::NodeInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            hostname: hostname(),
+            api_addr: api_addr.clone(),
+            cluster_addr: cfg.cluster_addr.clone().unwrap_or_default(),
+            version: coffer_core::core::VERSION.to_string(),
+        };
+        core.enable_ha(node);
+        println!(
+            "==> HA enabled on {} storage: this node ({api_addr}) is a standby until it holds the lock",
+            cfg.storage.kind()
+        );
+    }
     if args.dev {
         let (root, key) = core
             .dev_setup(args.dev_root_token_id.clone())

@@ -305,6 +305,13 @@ impl Barrier {
         Ok(())
     }
 
+    /// Read the keyring again from storage (another node may have rotated it), with the root
+    /// key this barrier was unsealed with.
+    pub async fn reload(&self) -> Result<()> {
+        let root = self.ring()?.root.clone();
+        self.unseal(&root).await
+    }
+
     /// Forget every key. In-flight operations holding the old keyring finish; the keys are wiped
     /// when the last of them drops it.
     pub fn seal(&self) {

@@ -75,6 +75,8 @@ pub struct Core {
     /// Serializes init/unseal/seal transitions and holds the unseal progress.
     transition: tokio::sync::Mutex<UnsealProgress>,
     active: ArcSwapOption<Active>,
+    /// Set when the storage backend has HA enabled (see [`crate::ha`]).
+    ha: std::sync::OnceLock<Arc<crate::ha::HaNode>>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -93,6 +95,7 @@ impl Core {
             registry,
             transition: tokio::sync::Mutex::new(UnsealProgress::default()),
             active: ArcSwapOption::empty(),
+            ha: std::sync::OnceLock::new(),
         })
     }
 
@@ -114,8 +117,46 @@ impl Core {
         self.barrier.raw().kind()
     }
 
+    /// Sealed: no keys in memory. (An HA standby is unsealed without being active.)
     pub fn is_sealed(&self) -> bool {
-        self.active.load().is_none()
+        self.barrier.is_sealed()
+    }
+
+    /// This node's HA state, when the storage backend has HA enabled.
+    pub fn ha(&self) -> Option<&Arc<crate::ha::HaNode>> {
+        self.ha.get()
+    }
+
+    pub(crate) fn set_ha(&self, ha: Arc<crate::ha::HaNode>) -> std::result::Result<(), ()> {
+        self.ha.set(ha).map_err(|_| ())
+    }
+
+    /// HA: become the active node (the lock is held): load the keyring and every subsystem
+    /// fresh from storage.
+    pub(crate) async fn activate(&self) -> Result<()> {
+        let _guard = self.transition.lock().await;
+        if self.active.load().is_some() {
+            return Ok(());
+        }
+        self.barrier.reload().await?;
+        let active = self.build_active(false).await?;
+        self.active.store(Some(active));
+        Ok(())
+    }
+
+    /// HA: stop being the active node (the barrier stays unsealed). Whether it was active.
+    pub(crate) async fn deactivate_if_active(&self) -> bool {
+        let _guard = self.transition.lock().await;
+        match self.active.swap(None) {
+            Some(active) => {
+                active.tokens.clear_cache();
+                if let Err(e) = active.audit.shutdown().await {
+                    tracing::debug!(error = %e, "could not save audit chain positions");
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// The unsealed subsystems, or `Sealed`.
@@ -311,8 +352,12 @@ impl Core {
         let cfg_bytes = serde_json::to_vec(cfg).map_err(|e| CoreError::internal(e.to_string()))?;
         // the seal config is written last: a crash before this leaves the server uninitialized
         self.barrier.raw().put(SEAL_CONFIG_PATH, cfg_bytes).await?;
-        let active = if static_seal.is_some() {
+        let active = if static_seal.is_some() && self.ha().is_none() {
             Some(active)
+        } else if static_seal.is_some() {
+            // HA: unsealed; the runner activates this node once it holds the lock
+            drop(active);
+            None
         } else {
             drop(active);
             self.barrier.seal();
@@ -375,6 +420,11 @@ impl Core {
 
     async fn finish_unseal(&self, root: &SecretKey) -> Result<()> {
         self.barrier.unseal(root).await?;
+        if self.ha().is_some() {
+            // a standby until the HA runner takes the lock and activates this node
+            tracing::info!("unsealed (HA: standby until this node holds the lock)");
+            return Ok(());
+        }
         match self.build_active(false).await {
             Ok(active) => {
                 self.active.store(Some(active));
@@ -426,6 +476,9 @@ impl Core {
             active.tokens.clear_cache();
             if let Err(e) = active.audit.shutdown().await {
                 tracing::warn!(error = %e, "could not save audit chain positions");
+            }
+            if let Some(ha) = self.ha() {
+                ha.release().await;
             }
             tracing::info!("sealed");
         }

@@ -42,6 +42,8 @@ pub enum ErrorCode {
     Internal,
     /// The audit subsystem could not record the request (fail-closed).
     AuditFailed,
+    /// HA: this node is not the active node (and cannot forward the request to one).
+    Standby,
 }
 
 impl ErrorCode {
@@ -111,6 +113,13 @@ impl From<coffer_storage::StorageError> for CoreError {
         match e {
             coffer_storage::StorageError::CasFailed(_) => {
                 CoreError::new(ErrorCode::Conflict, "a concurrent change won; please retry")
+            }
+            coffer_storage::StorageError::Fenced => CoreError::new(
+                ErrorCode::Standby,
+                "this node is no longer the active node; retry the request",
+            ),
+            coffer_storage::StorageError::TooLarge(m) => {
+                CoreError::new(ErrorCode::PayloadTooLarge, m)
             }
             other => CoreError::internal(other.to_string()),
         }

@@ -69,10 +69,3 @@ pub(crate) fn encode_node(node: &NodeInfo) -> String {
 pub(crate) fn decode_node(raw: &[u8]) -> Option<NodeInfo> {
     serde_json::from_slice(raw).ok()
 }
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}

@@ -8,13 +8,15 @@ use async_trait::async_trait;
 
 #[cfg(feature = "etcd")]
 mod etcd;
+mod etcd_config;
 mod file;
 mod ha;
 mod inmem;
 mod postgres;
 
 #[cfg(feature = "etcd")]
-pub use etcd::{EtcdBackend, EtcdConfig};
+pub use etcd::EtcdBackend;
+pub use etcd_config::EtcdConfig;
 pub use file::FileBackend;
 pub use ha::{
     HaLock, Member, NodeInfo, HA_MEMBER_TTL, HA_POLL_INTERVAL, HA_RENEW_INTERVAL, HA_TTL,

@@ -108,6 +108,13 @@ impl AwsError {
                         .into(),
                 }
             }
+            ErrorCode::Standby => AwsError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "InternalServiceError",
+                message: "No active Coffer node answered (a failover is under way); retry the \
+                          request."
+                    .into(),
+            },
             ErrorCode::Internal | ErrorCode::AuditFailed => {
                 tracing::error!(error = %e.message, "AWS request failed");
                 AwsError {

@@ -100,7 +100,7 @@ impl AzureError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", None)
             }
             ErrorCode::Throttled => (StatusCode::TOO_MANY_REQUESTS, "Throttled", None),
-            ErrorCode::Sealed | ErrorCode::NotInitialized => {
+            ErrorCode::Sealed | ErrorCode::NotInitialized | ErrorCode::Standby => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", None)
             }
             ErrorCode::AlreadyInitialized => (StatusCode::BAD_REQUEST, "BadParameter", None),

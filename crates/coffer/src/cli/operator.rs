@@ -27,6 +27,19 @@ pub enum OperatorCommand {
     Seal,
     /// Show the seal status (exit code 2 when sealed)
     Status,
+    /// Copy every entry from one storage backend to another, offline (-config=migrate.hcl
+    /// with storage_source and storage_destination blocks)
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// The migration configuration file (storage_source and storage_destination blocks)
+    #[arg(long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// Copy only the keys sorting at or after this one (to resume an interrupted migration)
+    #[arg(long, value_name = "KEY")]
+    pub start: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +79,9 @@ pub struct StatusCmd {
 }
 
 pub fn run(cmd: OperatorCmd) -> CliResult {
+    if let OperatorCommand::Migrate(args) = &cmd.command {
+        return super::migrate::run(args);
+    }
     let format = cmd.client.format()?;
     let client = Client::from_opts(&cmd.client)?;
     match cmd.command {
@@ -73,6 +89,7 @@ pub fn run(cmd: OperatorCmd) -> CliResult {
         OperatorCommand::Unseal(args) => unseal(&client, format, &args),
         OperatorCommand::Seal => seal(&client),
         OperatorCommand::Status => status(&client, format),
+        OperatorCommand::Migrate(args) => super::migrate::run(&args),
     }
 }
 

@@ -76,7 +76,8 @@ pub fn spawn(core: Arc<Core>, settings: Arc<RotationSettings>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(settings.tick()).await;
-            if core.is_sealed() {
+            // sealed, or an HA standby: only the active node rotates
+            if core.active().is_err() {
                 continue;
             }
             if let Err(e) = tick(&core, &settings, &running).await {

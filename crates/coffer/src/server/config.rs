@@ -12,6 +12,163 @@ use std::path::{Path, PathBuf};
 pub enum StorageConfig {
     Inmem,
     File { path: PathBuf },
+    Postgresql(coffer_storage::PostgresConfig),
+    Etcd(coffer_storage::EtcdConfig),
+}
+
+impl StorageConfig {
+    /// The stanza's label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StorageConfig::Inmem => "inmem",
+            StorageConfig::File { .. } => "file",
+            StorageConfig::Postgresql(_) => "postgresql",
+            StorageConfig::Etcd(_) => "etcd",
+        }
+    }
+
+    pub fn ha_enabled(&self) -> bool {
+        match self {
+            StorageConfig::Postgresql(c) => c.ha_enabled,
+            StorageConfig::Etcd(c) => c.ha_enabled,
+            _ => false,
+        }
+    }
+}
+
+/// One `storage` (or `storage_source` / `storage_destination`) block: its label and body.
+pub(crate) fn storage_block(
+    kind: &str,
+    body: &Map<String, Value>,
+) -> anyhow::Result<StorageConfig> {
+    let opt = |k: &str| -> anyhow::Result<Option<String>> {
+        body.get(k).map(|v| as_string(v, k)).transpose()
+    };
+    let flag = |k: &str| -> anyhow::Result<bool> {
+        Ok(body
+            .get(k)
+            .map(|v| as_bool(v, k))
+            .transpose()?
+            .unwrap_or(false))
+    };
+    let count = |k: &str, default: usize| -> anyhow::Result<usize> {
+        match body.get(k) {
+            None => Ok(default),
+            Some(v) => coffer_core::util::value_as_i64(v)
+                .filter(|n| *n > 0)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| anyhow!("{k} must be a positive integer")),
+        }
+    };
+    Ok(match kind {
+        "inmem" => {
+            check_keys("storage \"inmem\"", body, &[])?;
+            StorageConfig::Inmem
+        }
+        "file" => {
+            check_keys("storage \"file\"", body, &["path"])?;
+            let path = opt("path")?.ok_or_else(|| anyhow!("storage \"file\" needs a path"))?;
+            StorageConfig::File { path: path.into() }
+        }
+        "postgresql" => {
+            check_keys(
+                "storage \"postgresql\"",
+                body,
+                &[
+                    "connection_url",
+                    "table",
+                    "ha_enabled",
+                    "ha_table",
+                    "max_parallel",
+                    "max_idle_connections",
+                ],
+            )?;
+            let url = opt("connection_url")?
+                .ok_or_else(|| anyhow!("storage \"postgresql\" needs a connection_url"))?;
+            let mut c = coffer_storage::PostgresConfig::new(url);
+            if let Some(t) = opt("table")? {
+                c.table = t;
+            }
+            if let Some(t) = opt("ha_table")? {
+                c.ha_table = t;
+            }
+            c.ha_enabled = flag("ha_enabled")?;
+            c.max_parallel = count("max_parallel", c.max_parallel)?;
+            count("max_idle_connections", 1)?;
+            // the table names are checked here, not only when connecting
+            c.schema_sql()
+                .map_err(|e| anyhow!("storage \"postgresql\": {e}"))?;
+            StorageConfig::Postgresql(c)
+        }
+        "etcd" => {
+            check_keys(
+                "storage \"etcd\"",
+                body,
+                &[
+                    "address",
+                    "path",
+                    "ha_enabled",
+                    "etcd_api",
+                    "sync",
+                    "username",
+                    "password",
+                    "tls_ca_file",
+                    "tls_cert_file",
+                    "tls_key_file",
+                    "tls_server_name",
+                    "request_timeout",
+                    "lock_timeout",
+                    "max_receive_size",
+                    "max_request_bytes",
+                    "max_txn_ops",
+                ],
+            )?;
+            if let Some(api) = opt("etcd_api")? {
+                if api != "v3" {
+                    bail!("storage \"etcd\": only etcd_api = \"v3\" is supported");
+                }
+            }
+            let address = opt("address")?.unwrap_or_else(|| "http://127.0.0.1:2379".into());
+            let endpoints: Vec<String> = address
+                .split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect();
+            if endpoints.is_empty()
+                || endpoints
+                    .iter()
+                    .any(|e| !(e.starts_with("http://") || e.starts_with("https://")))
+            {
+                bail!("storage \"etcd\": address must be a comma-separated list of http:// or https:// URLs");
+            }
+            let mut c = coffer_storage::EtcdConfig::new(
+                endpoints,
+                &opt("path")?.unwrap_or_else(|| "/coffer/".into()),
+            );
+            c.ha_enabled = flag("ha_enabled")?;
+            c.username = opt("username")?;
+            c.password = opt("password")?;
+            if c.username.is_some() != c.password.is_some() {
+                bail!("storage \"etcd\": username and password go together");
+            }
+            c.tls_ca_file = opt("tls_ca_file")?;
+            c.tls_cert_file = opt("tls_cert_file")?;
+            c.tls_key_file = opt("tls_key_file")?;
+            c.tls_server_name = opt("tls_server_name")?;
+            c.max_request_bytes = count("max_request_bytes", c.max_request_bytes)?;
+            c.max_txn_ops = count("max_txn_ops", c.max_txn_ops)?;
+            for k in ["request_timeout", "lock_timeout"] {
+                if let Some(v) = body.get(k) {
+                    parse_duration_value(v).map_err(|e| anyhow!("{k}: {e}"))?;
+                }
+            }
+            flag("sync")?;
+            StorageConfig::Etcd(c)
+        }
+        other => {
+            bail!("unsupported storage type \"{other}\" (supported: inmem, file, postgresql, etcd)")
+        }
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -20,6 +177,8 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     pub static_seal: Option<StaticSeal>,
     pub api_addr: Option<String>,
+    /// Vault's `cluster_addr`: advertised in `sys/leader` (Coffer forwards over `api_addr`).
+    pub cluster_addr: Option<String>,
     pub default_lease_ttl: Option<u64>,
     pub max_lease_ttl: Option<u64>,
     pub ui: bool,
@@ -37,6 +196,7 @@ impl ServerConfig {
             storage: StorageConfig::Inmem,
             static_seal: None,
             api_addr: None,
+            cluster_addr: None,
             default_lease_ttl: None,
             max_lease_ttl: None,
             ui: false,
@@ -52,6 +212,40 @@ impl ServerConfig {
             rotation: crate::rotation::RotationSettings::dev(),
         }
     }
+}
+
+/// `coffer operator migrate`'s configuration: Vault's `storage_source` and
+/// `storage_destination` blocks (inmem refused on either side: nothing would remain).
+pub fn load_migrate_config(path: &Path) -> anyhow::Result<(StorageConfig, StorageConfig)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading migration config {}", path.display()))?;
+    let tree = parse_text(&text, path)
+        .with_context(|| format!("parsing migration config {}", path.display()))?;
+    check_keys(
+        "migration configuration",
+        &tree,
+        &["storage_source", "storage_destination", "cluster_addr"],
+    )?;
+    let side = |key: &str| -> anyhow::Result<StorageConfig> {
+        let v = tree
+            .get(key)
+            .ok_or_else(|| anyhow!("the migration config needs a {key} block"))?;
+        let mut blocks = labelled_blocks(v)?;
+        if blocks.len() != 1 {
+            bail!("exactly one {key} block is required");
+        }
+        let (kind, body) = blocks.remove(0);
+        let c = storage_block(&kind, &body).with_context(|| format!("in {key}"))?;
+        if c == StorageConfig::Inmem {
+            bail!("{key}: inmem storage cannot be migrated from or to");
+        }
+        Ok(c)
+    };
+    let (src, dst) = (side("storage_source")?, side("storage_destination")?);
+    if src == dst {
+        bail!("storage_source and storage_destination are the same storage");
+    }
+    Ok((src, dst))
 }
 
 /// Read every `-config` argument (files, or directories of `.hcl`/`.json` files) and merge them.
@@ -192,8 +386,16 @@ fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
             "aws",
             "azure",
             "rotation",
+            "disable_clustering",
+            "ha_storage",
         ],
     )?;
+    if tree.contains_key("ha_storage") {
+        bail!("a separate ha_storage is not supported: set ha_enabled = \"true\" in the postgresql or etcd storage block");
+    }
+    if let Some(v) = tree.get("disable_clustering") {
+        as_bool(v, "disable_clustering")?;
+    }
     let mut listeners = Vec::new();
     if let Some(l) = tree.get("listener") {
         for (kind, body) in labelled_blocks(l)? {
@@ -218,21 +420,7 @@ fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
         bail!("exactly one storage block is required");
     }
     let (skind, sbody) = storages.remove(0);
-    let storage = match skind.as_str() {
-        "inmem" => {
-            check_keys("storage \"inmem\"", &sbody, &[])?;
-            StorageConfig::Inmem
-        }
-        "file" => {
-            check_keys("storage \"file\"", &sbody, &["path"])?;
-            let path = sbody
-                .get("path")
-                .ok_or_else(|| anyhow!("storage \"file\" needs a path"))
-                .and_then(|v| as_string(v, "storage path"))?;
-            StorageConfig::File { path: path.into() }
-        }
-        other => bail!("unsupported storage type \"{other}\" (supported: inmem, file)"),
-    };
+    let storage = storage_block(&skind, &sbody)?;
     let static_seal = match tree.get("seal") {
         None => None,
         Some(s) => {
@@ -279,6 +467,10 @@ fn from_tree(tree: &Map<String, Value>) -> anyhow::Result<ServerConfig> {
         api_addr: tree
             .get("api_addr")
             .map(|v| as_string(v, "api_addr"))
+            .transpose()?,
+        cluster_addr: tree
+            .get("cluster_addr")
+            .map(|v| as_string(v, "cluster_addr"))
             .transpose()?,
         default_lease_ttl: duration("default_lease_ttl")?,
         max_lease_ttl: duration("max_lease_ttl")?,

@@ -54,6 +54,20 @@ pub(crate) fn unauthenticated(rest: &str) -> bool {
     ) || seal_admin::unauthenticated(rest)
 }
 
+/// `sys/leader`'s answer (also given by standbys, which answer it themselves).
+pub fn leader_json(core: &Core) -> serde_json::Value {
+    let l = core.leader_status();
+    json!({
+        "ha_enabled": l.ha_enabled,
+        "is_self": l.is_self,
+        "active_time": l.active_time,
+        "leader_address": l.leader_address,
+        "leader_cluster_address": l.leader_cluster_address,
+        "performance_standby": false,
+        "performance_standby_last_remote_wal": 0
+    })
+}
+
 /// Run a `sys/` request that the core has already authenticated, authorized and audited.
 pub(crate) async fn dispatch(
     core: &Core,
@@ -65,15 +79,31 @@ pub(crate) async fn dispatch(
 ) -> Result<Response> {
     let d = &req.data;
     match (rest, op) {
-        ("leader", Operation::Read) => Ok(Response::from_value(json!({
-            "ha_enabled": false,
-            "is_self": false,
-            "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "",
-            "leader_cluster_address": "",
-            "performance_standby": false,
-            "performance_standby_last_remote_wal": 0
-        }))),
+        ("leader", Operation::Read) => Ok(Response::from_value(leader_json(core))),
+        ("step-down", Operation::Update) => {
+            core.step_down()?;
+            Ok(Response::default())
+        }
+        ("ha-status", Operation::Read) => {
+            let nodes: Vec<serde_json::Value> = core
+                .ha_status()
+                .await?
+                .into_iter()
+                .map(|(n, active, seen)| {
+                    json!({
+                        "hostname": n.hostname,
+                        "api_address": n.api_addr,
+                        "cluster_address": n.cluster_addr,
+                        "active_node": active,
+                        "last_echo": seen.map(|s| crate::util::format_unix(s as f64)),
+                        "version": n.version,
+                        "upgrade_version": n.version,
+                        "redundancy_zone": "",
+                    })
+                })
+                .collect();
+            Ok(Response::from_value(json!({ "nodes": nodes })))
+        }
         (p, _) if mounts::owns(p) => {
             mounts::dispatch(core, active, p, op, d, caller, &req.path).await
         }
@@ -97,7 +127,9 @@ pub(crate) async fn dispatch(
         }
         // the core seals once this request's response entry is written (see Core::handle)
         ("seal", Operation::Update) => Ok(Response::default()),
-        ("leader" | "rotate" | "key-status" | "seal", _) => Err(CoreError::unsupported_operation()),
+        ("leader" | "rotate" | "key-status" | "seal" | "step-down" | "ha-status", _) => {
+            Err(CoreError::unsupported_operation())
+        }
         _ => Err(CoreError::unsupported_path(&req.path)),
     }
 }
