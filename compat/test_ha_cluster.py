@@ -374,6 +374,51 @@ def test_step_down_through_a_standby(cluster):
     assert not lost, f"acknowledged writes lost: { {k: v[:5] for k, v in lost.items()} }"
 
 
+def test_ha_endpoints_denied_malformed_and_spelled(cluster):
+    """sys/step-down and sys/ha-status through every node: a token without sudo on them is denied
+    (and nothing steps down), wrong methods and other spellings do nothing, a forged forwarding
+    marker is not trusted, and concurrent step-downs hand over once."""
+    act = cluster.ready()
+    root = cluster.root_token
+    # a token with the default policy only, and one allowed everything under sys/ but not sudo
+    r = api(act, "PUT", "sys/policy/ha-no-sudo", root,
+            body={"policy": 'path "sys/*" { capabilities = ["create", "read", "update", "delete", "list"] }'})
+    assert r.status_code in (200, 204), r.text
+    plain = api(act, "POST", "auth/token/create", root, body={"policies": ["default"], "ttl": "10m"}).json()["auth"]["client_token"]
+    no_sudo = api(act, "POST", "auth/token/create", root, body={"policies": ["ha-no-sudo"], "ttl": "10m"}).json()["auth"]["client_token"]
+    for n in cluster.nodes:
+        for tok in (plain, no_sudo, "not-a-token", None):
+            r = api(n, "PUT", "sys/step-down", tok)
+            assert r.status_code == 403, (n, tok, r.status_code, r.text)
+            assert try_json(r) == {"errors": ["permission denied"]}, r.text
+        r = api(n, "GET", "sys/ha-status", plain)
+        assert r.status_code == 403, (n, r.status_code, r.text)
+        # other spellings are other (unknown) paths, never the step-down
+        for path in ("sys/Step-Down", "sys/STEP-DOWN", "SYS/step-down", "sys/step-down%00", "sys/step-down-x"):
+            r = api(n, "PUT", path, root)
+            assert r.status_code in (400, 404, 405), (n, path, r.status_code, r.text)
+        # wrong method
+        r = api(n, "GET", "sys/step-down", root)
+        assert r.status_code == 405, (n, r.status_code, r.text)
+        r = api(n, "PUT", "sys/leader", root, body={"is_self": True})
+        assert r.status_code == 405, (n, r.status_code, r.text)
+        # a client cannot make a standby skip forwarding or the active trust anything by
+        # sending the forwarding marker: a standby refuses, the active ignores it
+        r = api(n, "GET", "sys/ha-status", root, headers={"X-Coffer-Forwarded-By": "evil"})
+        if n.is_active():
+            assert r.status_code == 200, r.text
+        else:
+            assert r.status_code == 503 and "errors" in r.json(), (n, r.status_code, r.text)
+    # nothing above moved the lock
+    assert cluster.ready() is act or cluster.ready().api_addr == act.api_addr
+    time.sleep(0.5)
+    assert act.is_active(), "a denied or malformed request made the active node step down"
+    # oversized step-down body: refused or ignored, never a crash
+    r = api(act, "PUT", "sys/step-down", plain, body={"x": "y" * (2 << 20)})
+    assert r.status_code in (403, 413), (r.status_code, r.text[:200])
+    assert act.is_active()
+
+
 # --- 5. the active node cut off from the storage ----------------------------------------------
 
 def test_a_node_cut_off_from_the_storage_is_fenced(backend, tmp_path):

@@ -353,7 +353,10 @@ pub(crate) async fn handle(State(core): State<Arc<Core>>, req: HttpRequest) -> H
         return health(&core, &method, &query).await;
     }
     // every node answers who leads (a standby included), with no token
-    if path.trim_end_matches('/') == "sys/leader" && method == Method::GET {
+    if path.trim_end_matches('/') == "sys/leader" {
+        if method != Method::GET {
+            return error_response(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation"]);
+        }
         return json_response(StatusCode::OK, &coffer_core::leader_json(&core));
     }
 

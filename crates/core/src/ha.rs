@@ -261,11 +261,18 @@ async fn run(core: std::sync::Weak<Core>, ha: Arc<HaNode>) {
         // standby
         let may_take = hold_off_until.is_none_or(|t| Instant::now() >= t);
         let took = if may_take {
-            match ha.lock.try_acquire().await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::debug!(error = %e, "HA: lock attempt failed");
-                    false
+            // not while an init (which writes before the lock may be taken, and whose writes
+            // the first attempt would fence) or another seal transition is under way
+            let _transition = core.transition().lock().await;
+            if core.is_sealed() {
+                false
+            } else {
+                match ha.lock.try_acquire().await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "HA: lock attempt failed");
+                        false
+                    }
                 }
             }
         } else {
