@@ -11,6 +11,7 @@ sys/step-down) are Vault's. Failing tests show the tail of every node's log.
 from __future__ import annotations
 
 import datetime
+import http.client
 import json
 import re
 import time
@@ -417,6 +418,63 @@ def test_ha_endpoints_denied_malformed_and_spelled(cluster):
     r = api(act, "PUT", "sys/step-down", plain, body={"x": "y" * (2 << 20)})
     assert r.status_code in (403, 413), (r.status_code, r.text[:200])
     assert act.is_active()
+
+
+def _login_from(node: Node, source: str, mount: str, user: str, password: str,
+                headers: dict | None = None) -> tuple[int, bytes]:
+    """A userpass login sent from the loopback address `source` (127.0.0.x)."""
+    conn = http.client.HTTPConnection("127.0.0.1", node.api_port, timeout=REQ_TIMEOUT,
+                                      source_address=(source, 0))
+    try:
+        conn.request("POST", f"/v1/auth/{mount}/login/{user}", body=json.dumps({"password": password}),
+                     headers={"Content-Type": "application/json", **(headers or {})})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def test_client_address_is_vouched_for_through_a_standby(cluster):
+    """A login bound to a client CIDR works through a standby from inside the CIDR and fails from
+    outside it: the standby passes the client's address on, authenticated with a key derived from
+    the cluster's root key; the same headers forged by a client are ignored."""
+    act = cluster.ready()
+    root = cluster.root_token
+    mount = uid("up")
+    r = api(act, "POST", f"sys/auth/{mount}", root, body={"type": "userpass"})
+    assert r.status_code in (200, 204), r.text
+    r = api(act, "POST", f"auth/{mount}/users/alice", root,
+            body={"password": "correct-horse-1", "token_bound_cidrs": ["127.0.0.2/32"], "policies": ["default"]})
+    assert r.status_code in (200, 204), r.text
+    for n in cluster.nodes:
+        st, body = _login_from(n, "127.0.0.2", mount, "alice", "correct-horse-1")
+        assert st == 200, (n, st, body[:300])
+        token = json.loads(body)["auth"]["client_token"]
+        # the token is bound too: usable from 127.0.0.2 through any node, not from 127.0.0.1
+        for m in cluster.nodes:
+            conn = http.client.HTTPConnection("127.0.0.1", m.api_port, timeout=REQ_TIMEOUT,
+                                              source_address=("127.0.0.2", 0))
+            conn.request("GET", "/v1/auth/token/lookup-self", headers={"X-Vault-Token": token})
+            assert conn.getresponse().status == 200, (n, m)
+            conn.close()
+            r = api(m, "GET", "auth/token/lookup-self", token)
+            assert r.status_code == 403, (n, m, r.status_code, r.text)
+        st, body = _login_from(n, "127.0.0.1", mount, "alice", "correct-horse-1")
+        assert st == 403, (n, st, body[:300])
+    # a client forging the forwarding headers (straight to the active, or through a standby)
+    # gains nothing
+    forged = {
+        "X-Coffer-Forwarded-By": "some-node",
+        "X-Coffer-Forwarded-For": "127.0.0.2",
+        "X-Coffer-Forwarded-At": str(int(time.time())),
+        "X-Coffer-Forwarded-Mac": "00" * 32,
+    }
+    st, body = _login_from(act, "127.0.0.1", mount, "alice", "correct-horse-1", headers=forged)
+    assert st == 403, (st, body[:300])
+    standby = next(n for n in cluster.nodes if n is not act)
+    no_by = {k: v for k, v in forged.items() if k != "X-Coffer-Forwarded-By"}
+    st, body = _login_from(standby, "127.0.0.1", mount, "alice", "correct-horse-1", headers=no_by)
+    assert st == 403, (st, body[:300])
 
 
 # --- 5. the active node cut off from the storage ----------------------------------------------

@@ -11,8 +11,9 @@ whose first line is a comment naming a file (`# coffer.hcl`) is written to that 
 session's current directory at that point.
 
 Substitutions, all of them:
-- `cargo run --release` / `cargo build --release` run as `cargo run` / `cargo build`, and
-  `target/release` is `target/debug`: the test command builds once, in debug.
+- `cargo run --release` / `cargo build --release` run as `cargo run --features etcd` /
+  `cargo build --features etcd`, and `target/release` is `target/debug`: the test command builds
+  once, in debug, with the etcd backend.
 - The line `./scripts/test` is not run (it is the command running this check).
 - A line that starts a server (`cargo run ... server ...` or `coffer server ...`) runs in the
   background; the check waits until the server prints that it is listening. A server already
@@ -55,6 +56,10 @@ def blocks(text):
 def rewrite(line):
     line = line.replace("cargo run --release", "cargo run")
     line = line.replace("cargo build --release", "cargo build")
+    # the test command builds with the etcd backend: the same build, not a second one
+    for cmd in ("cargo run", "cargo build"):
+        if cmd in line and "--features" not in line:
+            line = line.replace(cmd, f"{cmd} --features etcd")
     return line.replace("target/release", "target/debug")
 
 

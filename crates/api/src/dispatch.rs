@@ -90,14 +90,14 @@ pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Route {
     Route::Unknown
 }
 
-async fn dispatch(State(d): State<Dialects>, req: HttpRequest) -> HttpResponse {
+async fn dispatch(State(d): State<Dialects>, mut req: HttpRequest) -> HttpResponse {
     let route = classify(req.method(), req.uri().path(), req.headers());
     if !crate::forward::local_path(route, req.uri().path()) {
         match d.core.forward_target() {
             coffer_core::ha::ForwardTarget::Local => {}
             coffer_core::ha::ForwardTarget::Node(target) => {
                 let id = d.core.ha().map(|h| h.node().id.clone()).unwrap_or_default();
-                return crate::forward::forward(route, &target, &id, req).await;
+                return crate::forward::forward(&d.core, route, &target, &id, req).await;
             }
             coffer_core::ha::ForwardTarget::NoLeader => {
                 return crate::forward::standby_error(
@@ -107,6 +107,7 @@ async fn dispatch(State(d): State<Dialects>, req: HttpRequest) -> HttpResponse {
             }
         }
     }
+    crate::forward::accept_forwarded(&d.core, &mut req);
     match route {
         Route::Vault => crate::vault::handle(State(d.core), req).await,
         Route::Aws => crate::aws::handle(&d.core, &d.settings.aws, req).await,

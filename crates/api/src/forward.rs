@@ -13,6 +13,7 @@ use axum::extract::Request as HttpRequest;
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::Response as HttpResponse;
 use coffer_core::error::{CoreError, ErrorCode};
+use coffer_core::Core;
 use http_body_util::BodyExt;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -20,6 +21,74 @@ use std::time::Duration;
 /// Marks a forwarded request: a node never forwards a request twice (two standbys with stale
 /// views of the leader cannot bounce a request between them).
 pub const FORWARDED_HEADER: &str = "x-coffer-forwarded-by";
+/// The client's address as the standby saw it, when it forwards; the active node uses it (for
+/// CIDR-bound tokens and logins) only with a valid [`FORWARDED_MAC`] at most
+/// [`FORWARDED_MAX_AGE`] seconds old.
+pub const FORWARDED_FOR: &str = "x-coffer-forwarded-for";
+pub const FORWARDED_AT: &str = "x-coffer-forwarded-at";
+/// HMAC-SHA256, under a key derived from the cluster's root key (every unsealed node has it,
+/// no client does), of the forwarding node, client address, time, method and path.
+pub const FORWARDED_MAC: &str = "x-coffer-forwarded-mac";
+const FORWARDED_MAX_AGE: i64 = 30;
+const MAC_PURPOSE: &str = "ha-forwarding";
+
+fn forwarding_message(node: &str, ip: &str, at: &str, method: &str, path: &str) -> Vec<u8> {
+    format!("{node}\n{ip}\n{at}\n{method}\n{path}").into_bytes()
+}
+
+fn now_secs() -> i64 {
+    coffer_core::util::unix_now() as i64
+}
+
+/// On the active node: replace the connection's address with the client's, when a standby
+/// forwarded the request and vouched for the address; drop the forwarding headers in any case
+/// (a client cannot set them to any effect).
+pub fn accept_forwarded(core: &Core, req: &mut HttpRequest) {
+    let h = req.headers();
+    if !h.contains_key(FORWARDED_FOR) && !h.contains_key(FORWARDED_MAC) {
+        return;
+    }
+    let text = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let claimed = (
+        text(FORWARDED_HEADER),
+        text(FORWARDED_FOR),
+        text(FORWARDED_AT),
+        text(FORWARDED_MAC).and_then(|m| hex::decode(m).ok()),
+    );
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let method = req.method().as_str().to_string();
+    for name in [FORWARDED_FOR, FORWARDED_AT, FORWARDED_MAC] {
+        req.headers_mut().remove(name);
+    }
+    let (Some(node), Some(ip), Some(at), Some(tag)) = claimed else {
+        tracing::debug!("HA: incomplete forwarding headers ignored");
+        return;
+    };
+    let fresh = at
+        .parse::<i64>()
+        .is_ok_and(|t| (now_secs() - t).abs() <= FORWARDED_MAX_AGE);
+    let msg = forwarding_message(&node, &ip, &at, &method, &path);
+    let (Ok(addr), true, true) = (
+        ip.parse::<std::net::IpAddr>(),
+        fresh,
+        core.barrier().verify_mac(MAC_PURPOSE, &msg, &tag),
+    ) else {
+        tracing::warn!(node = %node, "HA: forwarding headers that do not verify were ignored");
+        return;
+    };
+    req.extensions_mut()
+        .insert(crate::common::RemoteAddr(std::net::SocketAddr::new(
+            addr, 0,
+        )));
+}
 /// The largest body a standby forwards (Vault's default `max_request_size`).
 const MAX_FORWARD_BODY: usize = 32 * 1024 * 1024;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(90);
@@ -98,7 +167,13 @@ pub fn standby_error(route: Route, message: &str) -> HttpResponse {
 }
 
 /// Forward `req` to the active node at `target` (its API address) on behalf of `node_id`.
-pub async fn forward(route: Route, target: &str, node_id: &str, req: HttpRequest) -> HttpResponse {
+pub async fn forward(
+    core: &Core,
+    route: Route,
+    target: &str,
+    node_id: &str,
+    req: HttpRequest,
+) -> HttpResponse {
     if req.headers().contains_key(FORWARDED_HEADER) {
         return standby_error(
             route,
@@ -106,6 +181,10 @@ pub async fn forward(route: Route, target: &str, node_id: &str, req: HttpRequest
         );
     }
     let (parts, body) = req.into_parts();
+    let client_ip = parts
+        .extensions
+        .get::<crate::common::RemoteAddr>()
+        .map(|r| r.0.ip().to_string());
     let path = parts
         .uri
         .path_and_query()
@@ -133,11 +212,25 @@ pub async fn forward(route: Route, target: &str, node_id: &str, req: HttpRequest
     };
     let mut out = client().request(parts.method.clone(), &url);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name) {
+        // a client's own forwarding headers never pass
+        if !hop_by_hop(name)
+            && ![FORWARDED_FOR, FORWARDED_AT, FORWARDED_MAC].contains(&name.as_str())
+        {
             out = out.header(name, value);
         }
     }
-    out = out.header(FORWARDED_HEADER, node_id).body(body);
+    out = out.header(FORWARDED_HEADER, node_id);
+    if let Some(ip) = client_ip {
+        let at = now_secs().to_string();
+        let msg = forwarding_message(node_id, &ip, &at, parts.method.as_str(), path);
+        if let Ok(tag) = core.barrier().mac(MAC_PURPOSE, &msg) {
+            out = out
+                .header(FORWARDED_FOR, ip)
+                .header(FORWARDED_AT, at)
+                .header(FORWARDED_MAC, hex::encode(tag));
+        }
+    }
+    out = out.body(body);
     let resp = match out.send().await {
         Ok(r) => r,
         Err(e) => {

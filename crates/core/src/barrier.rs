@@ -305,6 +305,25 @@ impl Barrier {
         Ok(())
     }
 
+    /// HMAC-SHA256 of `msg` under a key derived from the root key for `purpose` (the nodes of a
+    /// cluster, unsealed with the same root key, agree on it; nothing else knows it).
+    pub fn mac(&self, purpose: &str, msg: &[u8]) -> Result<Vec<u8>> {
+        use aws_lc_rs::hmac;
+        let ring = self.ring()?;
+        let derive = hmac::Key::new(hmac::HMAC_SHA256, ring.root.as_bytes());
+        let derived = hmac::sign(&derive, format!("coffer-mac/{purpose}").as_bytes());
+        let key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
+        Ok(hmac::sign(&key, msg).as_ref().to_vec())
+    }
+
+    /// Whether `tag` is [`Barrier::mac`]'s tag of `msg` (compared in constant time).
+    pub fn verify_mac(&self, purpose: &str, msg: &[u8], tag: &[u8]) -> bool {
+        match self.mac(purpose, msg) {
+            Ok(expected) => bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_slice(), tag)),
+            Err(_) => false,
+        }
+    }
+
     /// Read the keyring again from storage (another node may have rotated it), with the root
     /// key this barrier was unsealed with.
     pub async fn reload(&self) -> Result<()> {
