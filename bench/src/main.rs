@@ -51,6 +51,10 @@ pub enum Scenario {
     List,
     /// Durable kv v2 writes to distinct paths (file storage), 64 writers
     Kv2Write,
+    /// kv v2 reads and writes on 3-node HA clusters (PostgreSQL, etcd; through the active node
+    /// and a standby) vs the file backend in the same run (needs COFFER_TEST_PG_PORT etc. and
+    /// COFFER_TEST_ETCD_ENDPOINTS from scripts/databases.sh; a backend without them is skipped)
+    Ha,
     /// Write N secrets, restart, unseal, first read: time to ready and RSS
     Scale,
 }
@@ -236,6 +240,7 @@ async fn run(cli: Cli) -> Result<bool> {
             Scenario::ApproleLogin,
             Scenario::List,
             Scenario::Kv2Write,
+            Scenario::Ha,
             Scenario::Scale,
         ]
     } else {

@@ -114,18 +114,18 @@ impl Coffer {
         Err(last_err.unwrap_or_else(|| anyhow!("dev server did not start")))
     }
 
-    /// `coffer server -config=...` with `storage "file"` in `data_dir` (sealed, maybe
-    /// uninitialised). Returns as soon as the process is spawned; see [`Coffer::wait_listening`].
-    fn spawn_file(bin: &Path, dir: &Path, data_dir: &Path, tag: &str) -> Result<Coffer> {
+    /// `coffer server -config=<dir>/coffer-<tag>.hcl`, the configuration being `hcl(addr)` for a
+    /// loopback address that was free a moment ago. Returns as soon as the process is spawned;
+    /// see [`Coffer::wait_listening`].
+    fn spawn_config(
+        bin: &Path,
+        dir: &Path,
+        tag: &str,
+        hcl: &dyn Fn(SocketAddr) -> String,
+    ) -> Result<Coffer> {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let data = data_dir
-            .to_str()
-            .ok_or_else(|| anyhow!("data dir {} is not UTF-8", data_dir.display()))?;
-        let hcl = format!(
-            "storage \"file\" {{\n  path = {data:?}\n}}\n\nlistener \"tcp\" {{\n  address = \"{addr}\"\n  tls_disable = true\n}}\n\ndisable_mlock = true\n"
-        );
         let cfg = dir.join(format!("coffer-{tag}.hcl"));
-        fs::write(&cfg, hcl).with_context(|| format!("writing {}", cfg.display()))?;
+        fs::write(&cfg, hcl(addr)).with_context(|| format!("writing {}", cfg.display()))?;
         let cfg_s = cfg
             .to_str()
             .ok_or_else(|| anyhow!("config path is not UTF-8"))?;
@@ -133,24 +133,43 @@ impl Coffer {
         Coffer::spawn(bin, &args, addr, dir.join(format!("coffer-{tag}.log")))
     }
 
-    /// [`Coffer::spawn_file`] + [`Coffer::wait_listening`], retried on a fresh port if the
+    /// [`Coffer::spawn_config`] + [`Coffer::wait_listening`], retried on a fresh port if the
     /// process dies before it listens (the free port may have been taken meanwhile). Returns the
     /// time from the successful spawn to listening.
-    pub async fn start_file(
+    pub async fn start_config(
         bin: &Path,
         dir: &Path,
-        data_dir: &Path,
         tag: &str,
+        hcl: &dyn Fn(SocketAddr) -> String,
     ) -> Result<(Coffer, Duration)> {
         let mut last_err = None;
         for attempt in 0..3 {
-            let mut srv = Coffer::spawn_file(bin, dir, data_dir, &format!("{tag}-{attempt}"))?;
+            let mut srv = Coffer::spawn_config(bin, dir, &format!("{tag}-{attempt}"), hcl)?;
             match srv.wait_listening(Duration::from_secs(600)).await {
                 Ok(t) => return Ok((srv, t)),
                 Err(e) => last_err = Some(e),
             }
         }
         Err(last_err.unwrap_or_else(|| anyhow!("server did not start")))
+    }
+
+    /// [`Coffer::start_config`] with `storage "file"` in `data_dir` (sealed, maybe
+    /// uninitialised).
+    pub async fn start_file(
+        bin: &Path,
+        dir: &Path,
+        data_dir: &Path,
+        tag: &str,
+    ) -> Result<(Coffer, Duration)> {
+        let data = data_dir
+            .to_str()
+            .ok_or_else(|| anyhow!("data dir {} is not UTF-8", data_dir.display()))?;
+        let hcl = |addr: SocketAddr| {
+            format!(
+                "storage \"file\" {{\n  path = {data:?}\n}}\n\nlistener \"tcp\" {{\n  address = \"{addr}\"\n  tls_disable = true\n}}\n\ndisable_mlock = true\n"
+            )
+        };
+        Coffer::start_config(bin, dir, tag, &hcl).await
     }
 
     /// Poll `GET /v1/sys/seal-status` until it answers 200; returns the time since spawn.

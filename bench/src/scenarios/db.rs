@@ -27,15 +27,15 @@ const SMOKE_ITERATIONS: u64 = 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The superuser scripts/databases.sh exports.
-struct Pg {
-    port: u16,
-    user: String,
-    password: String,
+pub(super) struct Pg {
+    pub(super) port: u16,
+    pub(super) user: String,
+    pub(super) password: String,
 }
 
 impl Pg {
     /// From the environment; `None` when COFFER_TEST_PG_PORT is unset or empty.
-    fn from_env() -> Result<Option<Pg>> {
+    pub(super) fn from_env() -> Result<Option<Pg>> {
         let port = match std::env::var("COFFER_TEST_PG_PORT") {
             Ok(p) if !p.trim().is_empty() => p,
             _ => return Ok(None),
@@ -56,7 +56,7 @@ impl Pg {
     }
 
     /// A new connection (and login) to the `postgres` database on 127.0.0.1.
-    async fn connect(&self) -> Result<Client> {
+    pub(super) async fn connect(&self) -> Result<Client> {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host("127.0.0.1")
             .port(self.port)
@@ -78,7 +78,7 @@ impl Pg {
 }
 
 /// `n` random bytes as lowercase hex.
-fn random_hex(n: usize) -> Result<String> {
+pub(super) fn random_hex(n: usize) -> Result<String> {
     let mut b = vec![0u8; n];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| anyhow!("no random bytes"))?;
     Ok(hex::encode(b))

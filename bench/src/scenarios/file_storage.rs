@@ -17,7 +17,7 @@ use crate::server::{self, api, api_retry, call, Coffer};
 
 impl Ctx {
     /// Spawn a config-mode server on `data`, wait, init or unseal, mount kv v2 if new.
-    async fn file_server(
+    pub(super) async fn file_server(
         &mut self,
         dir: &Path,
         data: &Path,

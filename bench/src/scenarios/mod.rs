@@ -7,6 +7,7 @@ mod baselines;
 mod db;
 mod dev_server;
 mod file_storage;
+mod ha;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -180,6 +181,7 @@ impl Ctx {
             Scenario::ApproleLogin => "approle-login",
             Scenario::List => "list",
             Scenario::Kv2Write => "kv2-write",
+            Scenario::Ha => "ha",
             Scenario::Scale => "scale",
         };
         println!("bench: running {name} ...");
@@ -197,6 +199,7 @@ impl Ctx {
             Scenario::ApproleLogin => self.approle_login().await,
             Scenario::List => self.list().await,
             Scenario::Kv2Write => self.kv2_write().await,
+            Scenario::Ha => self.ha().await,
             Scenario::Scale => self.scale().await,
         };
         if let Err(e) = r {
