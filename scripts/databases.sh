@@ -12,6 +12,7 @@
 #
 # Sourced by scripts/test; it exports, for the tests:
 #   COFFER_TEST_PG_PORT, COFFER_TEST_PG_USER, COFFER_TEST_PG_PASSWORD   (a superuser)
+#   COFFER_TEST_PG_CA   (the CA of the server's TLS certificate: PostgreSQL runs with ssl = on)
 #   COFFER_TEST_MYSQL_PORT, COFFER_TEST_MYSQL_USER, COFFER_TEST_MYSQL_PASSWORD   (all privileges)
 #   COFFER_TEST_ETCD_ENDPOINTS   (the three client URLs, comma-separated; no auth, no TLS)
 set -euo pipefail
@@ -20,6 +21,7 @@ DB_DIR=${COFFER_TEST_DB_DIR:-/tmp/coffer-test-db}
 export COFFER_TEST_PG_PORT=${COFFER_TEST_PG_PORT:-54329}
 export COFFER_TEST_PG_USER=postgres
 export COFFER_TEST_PG_PASSWORD=coffer-test-pg-superuser
+export COFFER_TEST_PG_CA="$DB_DIR/pg-tls/ca.pem"
 export COFFER_TEST_MYSQL_PORT=${COFFER_TEST_MYSQL_PORT:-33069}
 export COFFER_TEST_MYSQL_USER=coffer_admin
 export COFFER_TEST_MYSQL_PASSWORD=coffer-test-mysql-admin
@@ -58,6 +60,27 @@ pg_bin() {
   b=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
   [ -n "$b" ] && [ -x "$b/pg_ctl" ] && echo "$b"
 }
+# A CA and a server certificate (127.0.0.1, localhost) for PostgreSQL's TLS, made once.
+pg_tls_files() {
+  local dir="$DB_DIR/pg-tls" owner=$1
+  if [ ! -s "$dir/server.key" ] || [ ! -s "$dir/ca.pem" ]; then
+    command -v openssl >/dev/null || apt_install openssl
+    rm -rf "$dir"
+    install -d -m 755 "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=coffer test CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$dir/san.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+      -CAcreateserial -days 3650 -extfile "$dir/san.ext" -out "$dir/server.pem" 2>/dev/null
+    chown "$owner" "$dir/server.key" "$dir/server.pem"
+    chmod 600 "$dir/server.key" "$dir/ca.key"
+  fi
+}
+pg_options() {
+  echo "-p $COFFER_TEST_PG_PORT -c listen_addresses=127.0.0.1 -k $DB_DIR/pg -c ssl=on -c ssl_cert_file=$DB_DIR/pg-tls/server.pem -c ssl_key_file=$DB_DIR/pg-tls/server.key"
+}
 start_postgres() {
   local bin data="$DB_DIR/pg"
   bin=$(pg_bin) || true
@@ -65,11 +88,19 @@ start_postgres() {
     apt_install postgresql
     bin=$(pg_bin)
   fi
-  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$COFFER_TEST_PG_PORT"; then
-    return 0
-  fi
   local owner=postgres
   [ "$(id -u)" = 0 ] || owner=$(id -un)
+  pg_tls_files "$owner"
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$COFFER_TEST_PG_PORT"; then
+    # a server started before TLS was part of this script: restart it with TLS on
+    if [ "$(PGPASSWORD="$COFFER_TEST_PG_PASSWORD" psql -h 127.0.0.1 -p "$COFFER_TEST_PG_PORT" \
+          -U "$COFFER_TEST_PG_USER" -d postgres -Atc 'show ssl' 2>/dev/null)" != on ]; then
+      as_service postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -o "$(pg_options)" \
+        restart >/dev/null
+      wait_for PostgreSQL "$bin/pg_isready" -q -h 127.0.0.1 -p "$COFFER_TEST_PG_PORT"
+    fi
+    return 0
+  fi
   if [ ! -s "$data/PG_VERSION" ]; then
     rm -rf "$data"
     install -d -m 700 -o "$owner" "$data"
@@ -80,8 +111,8 @@ start_postgres() {
       --auth-local=scram-sha-256 --auth-host=scram-sha-256 >/dev/null
     rm -f "$pw"
   fi
-  as_service postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -o \
-    "-p $COFFER_TEST_PG_PORT -c listen_addresses=127.0.0.1 -k $data" start >/dev/null
+  as_service postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -o "$(pg_options)" \
+    start >/dev/null
   wait_for PostgreSQL "$bin/pg_isready" -q -h 127.0.0.1 -p "$COFFER_TEST_PG_PORT"
 }
 

@@ -13,9 +13,10 @@
 //! (PostgreSQL group-commits concurrent transactions' WAL flushes itself). A write takes
 //! transaction-scoped advisory locks on its keys (in one order, so writers never deadlock), so
 //! that compare-and-set checks — including "the key is absent" — hold until the commit.
-//! With HA in use, the same transaction first checks, with a share lock on the lease row, that
-//! this node holds the lock and its hold has not expired: a node that lost the lock cannot
-//! write, whatever it believes, and a takeover waits for writes already past the check.
+//! With HA in use, the same transaction first checks, with a key-share lock on the lease row,
+//! that this node holds the lock and its hold has not expired: a node that lost the lock cannot
+//! write, whatever it believes, and a takeover (which locks the row FOR UPDATE first) waits for
+//! writes already past the check. The holder's renewals do not wait for its writes.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,9 +91,10 @@ impl PostgresConfig {
         ))
     }
 
-    fn pg_config(&self) -> Result<tokio_postgres::Config, StorageError> {
-        let mut cfg: tokio_postgres::Config = self
-            .connection_url
+    /// The connection settings and the TLS connector `connection_url` asks for.
+    fn target(&self) -> Result<Target, StorageError> {
+        let (rest, ssl) = split_ssl_params(&self.connection_url)?;
+        let mut cfg: tokio_postgres::Config = rest
             .parse()
             // the parser's message may quote the URL, password included
             .map_err(|_| {
@@ -100,19 +102,169 @@ impl PostgresConfig {
                     "connection_url is not a valid PostgreSQL URL or key=value string".into(),
                 )
             })?;
-        if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(StorageError::Config(
-                "connection_url asks for TLS (sslmode=require), which this build does not speak to PostgreSQL yet; use sslmode=disable on a trusted network".into(),
-            ));
-        }
-        cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        let tls = ssl.connector()?;
+        cfg.ssl_mode(match (&tls, ssl.mode.as_deref()) {
+            (None, _) => tokio_postgres::config::SslMode::Disable,
+            (Some(_), Some("allow" | "prefer")) => tokio_postgres::config::SslMode::Prefer,
+            (Some(_), _) => tokio_postgres::config::SslMode::Require,
+        });
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(CONNECT_TIMEOUT);
         }
         cfg.keepalives(true);
         cfg.keepalives_idle(Duration::from_secs(10));
-        cfg.application_name("coffer");
-        Ok(cfg)
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("coffer");
+        }
+        Ok(Target { cfg, tls })
+    }
+}
+
+/// Where and how to connect: the settings, and the TLS connector when TLS is asked for.
+#[derive(Clone)]
+struct Target {
+    cfg: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+/// libpq's TLS parameters of a connection string (tokio-postgres does not read them all).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SslParams {
+    mode: Option<String>,
+    rootcert: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+/// Take `sslmode`, `sslrootcert`, `sslcert` and `sslkey` out of a URL's query or a key=value
+/// string; the rest goes to tokio-postgres.
+fn split_ssl_params(url: &str) -> Result<(String, SslParams), StorageError> {
+    let mut ssl = SslParams::default();
+    let mut take = |k: &str, v: String| -> bool {
+        let slot = match k {
+            "sslmode" => &mut ssl.mode,
+            "sslrootcert" => &mut ssl.rootcert,
+            "sslcert" => &mut ssl.cert,
+            "sslkey" => &mut ssl.key,
+            _ => return false,
+        };
+        *slot = Some(v);
+        true
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_string(), ssl));
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if !take(k, percent_decode(v)?) {
+                kept.push(pair);
+            }
+        }
+        let rest = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        return Ok((rest, ssl));
+    }
+    let mut kept = Vec::new();
+    for word in url.split_whitespace() {
+        match word.split_once('=') {
+            Some((k, v)) if take(k, v.trim_matches('\'').to_string()) => {}
+            _ => kept.push(word),
+        }
+    }
+    Ok((kept.join(" "), ssl))
+}
+
+fn percent_decode(v: &str) -> Result<String, StorageError> {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = v
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    StorageError::Config("connection_url has a malformed %-escape".into())
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| StorageError::Config("connection_url is not UTF-8 once decoded".into()))
+}
+
+impl SslParams {
+    /// The connector: none for `disable` (and for `allow`/`prefer` or no sslmode without a CA);
+    /// otherwise TLS that verifies the server's certificate chain against `sslrootcert` and its
+    /// name against the host (libpq's verify-full, whatever the mode says: Coffer never talks
+    /// TLS to a server it has not verified).
+    fn connector(&self) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, StorageError> {
+        let mode = self.mode.as_deref();
+        match mode {
+            None | Some("disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full") => {}
+            Some(other) => {
+                return Err(StorageError::Config(format!(
+                    "sslmode {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                )))
+            }
+        }
+        let wants_tls = matches!(mode, Some("require" | "verify-ca" | "verify-full"));
+        if mode == Some("disable") || (!wants_tls && self.rootcert.is_none()) {
+            return Ok(None);
+        }
+        let Some(root) = &self.rootcert else {
+            return Err(StorageError::Config(format!(
+                "sslmode={} needs sslrootcert=<CA file> in connection_url: Coffer verifies the server's certificate",
+                mode.unwrap_or_default()
+            )));
+        };
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let read_err = |what: &str, path: &str| {
+            StorageError::Config(format!("reading {what} {path}: not a readable PEM file"))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(root).map_err(|_| read_err("sslrootcert", root))? {
+            roots
+                .add(c.map_err(|_| read_err("sslrootcert", root))?)
+                .map_err(|e| StorageError::Config(format!("sslrootcert {root}: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(read_err("sslrootcert", root));
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StorageError::Config(format!("TLS: {e}")))?
+            .with_root_certificates(roots);
+        let config = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let certs = CertificateDer::pem_file_iter(cert)
+                    .map_err(|_| read_err("sslcert", cert))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| read_err("sslcert", cert))?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|_| read_err("sslkey", key))?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| StorageError::Config(format!("sslcert/sslkey: {e}")))?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => {
+                return Err(StorageError::Config(
+                    "sslcert and sslkey go together".into(),
+                ))
+            }
+        };
+        Ok(Some(tokio_postgres_rustls::MakeRustlsConnect::new(config)))
     }
 }
 
@@ -193,13 +345,35 @@ struct Sql {
     ha_table: String,
 }
 
-async fn connect(cfg: &tokio_postgres::Config) -> Result<Client, StorageError> {
-    let (client, connection) = cfg.connect(NoTls).await.map_err(|e| pg_err("connect", e))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "postgresql connection closed");
+async fn connect(target: &Target) -> Result<Client, StorageError> {
+    let client = match &target.tls {
+        None => {
+            let (client, connection) = target
+                .cfg
+                .connect(NoTls)
+                .await
+                .map_err(|e| pg_err("connect", e))?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "postgresql connection closed");
+                }
+            });
+            client
         }
-    });
+        Some(tls) => {
+            let (client, connection) = target
+                .cfg
+                .connect(tls.clone())
+                .await
+                .map_err(|e| pg_err("connect", e))?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "postgresql connection closed");
+                }
+            });
+            client
+        }
+    };
     Ok(client)
 }
 
@@ -222,7 +396,7 @@ impl Sql {
             keys: p(format!("SELECT key FROM {t} ORDER BY key")).await?,
             lock_fenced: p(format!(
                 "SELECT (SELECT count(*) FROM (SELECT 1 FROM {h} WHERE ha_key = '{LEADER_KEY}' AND ha_identity = $1 \
-                 AND valid_until > clock_timestamp() FOR SHARE) f), \
+                 AND valid_until > clock_timestamp() FOR KEY SHARE) f), \
                  (SELECT count(pg_advisory_xact_lock(x)) FROM (SELECT hashtextextended(k, 0) AS x FROM unnest($2::text[]) AS k ORDER BY x) s)"
             ))
             .await?,
@@ -240,7 +414,7 @@ impl Sql {
 }
 
 struct Pool {
-    cfg: tokio_postgres::Config,
+    target: Target,
     sql: Sql,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
@@ -289,7 +463,7 @@ impl Pool {
         let conn = match idle {
             Some(c) if !c.client.is_closed() => c,
             _ => {
-                let client = connect(&self.cfg).await?;
+                let client = connect(&self.target).await?;
                 let stmts = self.sql.prepare(&client).await?;
                 Conn { client, stmts }
             }
@@ -328,7 +502,7 @@ impl std::fmt::Debug for PostgresBackend {
 impl PostgresBackend {
     /// Connect, and create the tables when missing.
     pub async fn open(config: PostgresConfig) -> Result<PostgresBackend, StorageError> {
-        let cfg = config.pg_config()?;
+        let target = config.target()?;
         let sql = Sql {
             table: quote_table(&config.table)?,
             ha_table: quote_table(&config.ha_table)?,
@@ -340,7 +514,7 @@ impl PostgresBackend {
         }
         let schema = config.schema_sql()?;
         timed(OP_TIMEOUT, "creating the schema", async {
-            let mut client = connect(&cfg).await?;
+            let mut client = connect(&target).await?;
             let tx = client.transaction().await.map_err(|e| pg_err("begin", e))?;
             // nodes starting together must not race on CREATE TABLE
             tx.execute(
@@ -356,7 +530,7 @@ impl PostgresBackend {
         })
         .await?;
         let pool = Arc::new(Pool {
-            cfg,
+            target,
             sql,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(config.max_parallel),
@@ -584,7 +758,7 @@ impl Backend for PostgresBackend {
         }
         *self.fence.identity.lock() = Some(node.id.clone());
         Some(Arc::new(PgLock {
-            cfg: self.pool.cfg.clone(),
+            target: self.pool.target.clone(),
             ha_table: self.pool.sql.ha_table.clone(),
             node,
             fence: self.fence.clone(),
@@ -608,7 +782,7 @@ impl Backend for PostgresBackend {
 
 /// The lease row of the active node, on a connection of its own.
 struct PgLock {
-    cfg: tokio_postgres::Config,
+    target: Target,
     ha_table: String,
     node: NodeInfo,
     fence: Arc<Fence>,
@@ -626,7 +800,7 @@ impl PgLock {
         let mut slot = self.conn.lock().await;
         let r = timed(LOCK_OP_TIMEOUT, "lock operation", async {
             if slot.as_ref().is_none_or(Client::is_closed) {
-                *slot = Some(connect(&self.cfg).await?);
+                *slot = Some(connect(&self.target).await?);
             }
             let client = slot.as_ref().ok_or(StorageError::Closed)?;
             client
@@ -651,11 +825,33 @@ impl HaLock for PgLock {
     async fn try_acquire(&self) -> Result<bool, StorageError> {
         self.fence.on.store(true, Ordering::Release);
         let h = &self.ha_table;
+        // cheap first: no row lock is requested while another node's hold is live (a waiting
+        // FOR UPDATE would queue the holder's writes behind it)
+        let current = self
+            .query(
+                &format!(
+                    "SELECT ha_identity, valid_until > clock_timestamp() FROM {h} WHERE ha_key = '{LEADER_KEY}'"
+                ),
+                &[],
+            )
+            .await?;
+        if let Some(row) = current.first() {
+            let (holder, live): (String, bool) = (row.get(0), row.get(1));
+            if live && holder != self.node.id {
+                self.fence.held.store(false, Ordering::Release);
+                return Ok(false);
+            }
+        }
+        // the takeover locks the row FOR UPDATE first: it waits for every write that passed
+        // its lock check (each holds FOR KEY SHARE on the row until it commits), so no write of
+        // the previous holder can commit after the lock changed hands. Renewals (an UPDATE of
+        // no key column) do not conflict with the writes' FOR KEY SHARE.
         let rows = self
             .query(
                 &format!(
                     "INSERT INTO {h} AS l (ha_key, ha_identity, ha_value, valid_until) \
-                     VALUES ('{LEADER_KEY}', $1, $2, clock_timestamp() + make_interval(secs => $3)) \
+                     SELECT '{LEADER_KEY}', $1, $2, clock_timestamp() + make_interval(secs => $3) \
+                     FROM (SELECT count(*) FROM (SELECT 1 FROM {h} WHERE ha_key = '{LEADER_KEY}' FOR UPDATE) f) g \
                      ON CONFLICT (ha_key) DO UPDATE SET ha_identity = EXCLUDED.ha_identity, \
                      ha_value = EXCLUDED.ha_value, valid_until = EXCLUDED.valid_until \
                      WHERE l.valid_until < clock_timestamp() OR l.ha_identity = EXCLUDED.ha_identity \
@@ -760,5 +956,71 @@ impl HaLock for PgLock {
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssl_params_come_out_of_urls_and_key_value_strings() {
+        let (rest, ssl) = split_ssl_params(
+            "postgres://u:p@h:5432/db?sslmode=verify-full&connect_timeout=3&sslrootcert=%2Fetc%2Fca.pem&sslcert=/c.pem&sslkey=/k.pem",
+        )
+        .unwrap();
+        assert_eq!(rest, "postgres://u:p@h:5432/db?connect_timeout=3");
+        assert_eq!(
+            ssl,
+            SslParams {
+                mode: Some("verify-full".into()),
+                rootcert: Some("/etc/ca.pem".into()),
+                cert: Some("/c.pem".into()),
+                key: Some("/k.pem".into()),
+            }
+        );
+        let (rest, ssl) = split_ssl_params("postgresql://h/db?sslmode=disable").unwrap();
+        assert_eq!(rest, "postgresql://h/db");
+        assert_eq!(ssl.mode.as_deref(), Some("disable"));
+        let (rest, ssl) = split_ssl_params("postgres://h/db").unwrap();
+        assert_eq!(
+            (rest.as_str(), ssl),
+            ("postgres://h/db", SslParams::default())
+        );
+        let (rest, ssl) =
+            split_ssl_params("host=h user=u sslmode=require sslrootcert='/ca.pem' dbname=d")
+                .unwrap();
+        assert_eq!(rest, "host=h user=u dbname=d");
+        assert_eq!(ssl.rootcert.as_deref(), Some("/ca.pem"));
+        assert!(split_ssl_params("postgres://h/db?sslrootcert=%zz").is_err());
+    }
+
+    #[test]
+    fn tls_modes() {
+        let p = |mode: Option<&str>, root: Option<&str>| SslParams {
+            mode: mode.map(str::to_string),
+            rootcert: root.map(str::to_string),
+            cert: None,
+            key: None,
+        };
+        // no TLS asked for
+        assert!(p(None, None).connector().unwrap().is_none());
+        assert!(p(Some("prefer"), None).connector().unwrap().is_none());
+        assert!(p(Some("disable"), Some("/nonexistent"))
+            .connector()
+            .unwrap()
+            .is_none());
+        // TLS without a CA: refused; a CA that cannot be read: refused
+        for m in ["require", "verify-ca", "verify-full"] {
+            assert!(p(Some(m), None).connector().is_err());
+            assert!(p(Some(m), Some("/nonexistent/ca.pem")).connector().is_err());
+        }
+        assert!(p(Some("bogus"), None).connector().is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_connection_url() {
+        let c = PostgresConfig::new("postgres://u:hunter2@h/db");
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

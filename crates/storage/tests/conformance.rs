@@ -631,11 +631,79 @@ async fn postgresql_reopen_keeps_data_and_bad_config_is_refused() {
     );
     let err = PostgresBackend::open(c).await.unwrap_err().to_string();
     assert!(!err.contains("not-the-password-x9"), "{err}");
+    // TLS without a CA to verify the server against is refused, before connecting
+    for mode in ["require", "verify-ca", "verify-full"] {
+        let mut c = cfg.clone();
+        c.connection_url = format!("postgres://u:secretpw@127.0.0.1:1/db?sslmode={mode}");
+        let err = PostgresBackend::open(c).await.unwrap_err().to_string();
+        assert!(err.contains("sslrootcert"), "{err}");
+        assert!(!err.contains("secretpw"), "{err}");
+    }
     let mut c = cfg.clone();
-    c.connection_url = "postgres://u:secretpw@127.0.0.1:1/db?sslmode=require".into();
+    c.connection_url = "postgres://u:secretpw@127.0.0.1:1/db?sslmode=bogus".into();
     let err = PostgresBackend::open(c).await.unwrap_err().to_string();
-    assert!(err.contains("TLS"), "{err}");
-    assert!(!err.contains("secretpw"), "{err}");
+    assert!(err.contains("sslmode"), "{err}");
+}
+
+/// TLS to PostgreSQL: verified against the CA in `sslrootcert` (the test server's own CA
+/// works, another CA does not), and the connections really are TLS (pg_stat_ssl).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_over_tls() {
+    let (Some(url), Some(ca)) = (pg_url(), env_or_skip("COFFER_TEST_PG_CA")) else {
+        return;
+    };
+    let app = unique("coffer_tls");
+    let base = url.replace("?sslmode=disable", "");
+    let mut cfg = PostgresConfig::new(format!(
+        "{base}?sslmode=verify-full&sslrootcert={ca}&application_name={app}"
+    ));
+    cfg.table = unique("conf_tls");
+    cfg.ha_table = unique("conf_tls_ha");
+    let b = PostgresBackend::open(cfg.clone()).await.unwrap();
+    b.put("tls/a", b"over tls".to_vec()).await.unwrap();
+    assert_eq!(
+        b.get("tls/a").await.unwrap().as_deref(),
+        Some(&b"over tls"[..])
+    );
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    let (tls, all): (i64, i64) = (row.get(0), row.get(1));
+    assert!(all >= 1 && tls == all, "{tls} of {all} connections use TLS");
+    drop(b);
+    // dropped over a plain connection (the helper's client speaks no TLS)
+    let plain = |c: &PostgresConfig| PostgresConfig {
+        connection_url: url.clone(),
+        ..c.clone()
+    };
+    pg_drop(&plain(&cfg)).await;
+    // a CA that did not sign the server's certificate: refused
+    let mut other = cfg.clone();
+    other.connection_url =
+        format!("{base}?sslmode=require&sslrootcert=/etc/ssl/certs/ca-certificates.crt");
+    let err = PostgresBackend::open(other).await.unwrap_err().to_string();
+    assert!(err.contains("connect"), "{err}");
+    // the key=value form too
+    let mut kv = cfg.clone();
+    kv.connection_url = format!(
+        "host=127.0.0.1 port={} user={} password={} dbname=postgres sslmode=verify-full sslrootcert={ca}",
+        std::env::var("COFFER_TEST_PG_PORT").unwrap(),
+        std::env::var("COFFER_TEST_PG_USER").unwrap(),
+        std::env::var("COFFER_TEST_PG_PASSWORD").unwrap(),
+    );
+    let b = PostgresBackend::open(kv.clone()).await.unwrap();
+    b.put("tls/kv", b"1".to_vec()).await.unwrap();
+    drop(b);
+    pg_drop(&plain(&kv)).await;
 }
 
 async fn keys_in_order(b: &dyn Backend) {
@@ -841,6 +909,98 @@ mod etcd {
         bad.endpoints = vec!["http://127.0.0.1:1".into()];
         assert!(EtcdBackend::open(bad).await.is_err());
         clear(&cfg).await;
+    }
+
+    /// A single-member etcd of this test's own, serving TLS with the certificate that
+    /// scripts/databases.sh made for PostgreSQL (127.0.0.1, signed by COFFER_TEST_PG_CA).
+    struct TlsEtcd {
+        child: std::process::Child,
+        _dir: tempfile::TempDir,
+        url: String,
+    }
+
+    impl Drop for TlsEtcd {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn tls_etcd(tls_dir: &std::path::Path) -> TlsEtcd {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let url = format!("https://127.0.0.1:{client}");
+        let cert = tls_dir.join("server.pem");
+        let key = tls_dir.join("server.key");
+        let child = std::process::Command::new("etcd")
+            .args([
+                "--name=coffer-tls-test",
+                &format!("--data-dir={}", dir.path().join("data").display()),
+                &format!("--listen-client-urls={url}"),
+                &format!("--advertise-client-urls={url}"),
+                &format!("--listen-peer-urls=http://127.0.0.1:{peer}"),
+                &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"),
+                &format!("--initial-cluster=coffer-tls-test=http://127.0.0.1:{peer}"),
+                &format!("--cert-file={}", cert.display()),
+                &format!("--key-file={}", key.display()),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("etcd runs (Debian etcd-server)");
+        TlsEtcd {
+            child,
+            _dir: dir,
+            url,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn etcd_over_tls() {
+        let Some(ca) = env_or_skip("COFFER_TEST_PG_CA") else {
+            return;
+        };
+        let ca_path = std::path::PathBuf::from(&ca);
+        let server = tls_etcd(ca_path.parent().unwrap());
+        let mut cfg = EtcdConfig::new(vec![server.url.clone()], "/tls-test/");
+        cfg.tls_ca_file = Some(ca.clone());
+        // the member needs a moment to elect itself
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let b = loop {
+            match EtcdBackend::open(cfg.clone()).await {
+                Ok(b) => break b,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("waiting for the TLS etcd: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        b.put("tls/a", b"over tls".to_vec()).await.unwrap();
+        assert_eq!(
+            b.get("tls/a").await.unwrap().as_deref(),
+            Some(&b"over tls"[..])
+        );
+        assert_eq!(b.list("tls/").await.unwrap(), vec!["a"]);
+        // a CA that did not sign the member's certificate: refused
+        let mut wrong = cfg.clone();
+        wrong.tls_ca_file = Some("/etc/ssl/certs/ca-certificates.crt".into());
+        assert!(EtcdBackend::open(wrong).await.is_err());
+        // TLS files with http:// addresses: a configuration error, not a clear-text connection
+        let mut mixed = cfg.clone();
+        mixed.endpoints = vec![server.url.replace("https://", "http://")];
+        assert!(matches!(
+            EtcdBackend::open(mixed).await,
+            Err(StorageError::Config(_))
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
