@@ -11,6 +11,7 @@ sys/step-down) are Vault's. Failing tests show the tail of every node's log.
 from __future__ import annotations
 
 import datetime
+import os
 import http.client
 import json
 import re
@@ -554,3 +555,52 @@ def test_a_node_cut_off_from_the_storage_is_fenced(backend, tmp_path):
         assert r.status_code == 200, f"a write through the healed standby {a}: HTTP {r.status_code} {r.text[:300]}"
     finally:
         c.close()
+
+
+def test_audit_chain_continues_across_failovers(backend, tmp_path):
+    """One file audit device on a cluster (the nodes share the file, as nodes on one host would):
+    requests before and after a step-down and a kill -9 land in one chain that `coffer audit
+    verify` accepts, each request audited once, by whichever node was active."""
+    import subprocess
+
+    from conftest import coffer_bin
+
+    (tmp_path / "audit").mkdir()
+    cluster = start_cluster(backend, tmp_path / "audit")
+    try:
+        root = cluster.root_token
+        act = cluster.ready()
+        log = tmp_path / "cluster-audit.log"
+        r = api(act, "PUT", "sys/audit/clusterfile", root, body={"type": "file", "options": {"file_path": str(log)}})
+        assert r.status_code == 204, r.text
+        marks = []
+
+        def burst(label: str) -> None:
+            for i, n in enumerate(cluster.live()):
+                key = f"audit/{label}-{i}"
+                r = kv_write(n, root, key, {"v": label})
+                assert r.status_code == 200, (label, n, r.status_code, r.text)
+                marks.append(key)
+
+        burst("before")
+        r = api(cluster.live()[1] if cluster.live()[0] is act else cluster.live()[0], "PUT", "sys/step-down", root)
+        assert r.status_code == 204, r.text
+        new, _ = cluster.wait_new_active(cluster.live(), timeout=10, exclude=act)
+        assert new is not None
+        burst("after-step-down")
+        new.kill9()
+        third, _ = cluster.wait_new_active(cluster.live(), timeout=10, exclude=new)
+        assert third is not None
+        time.sleep(0.5)
+        burst("after-kill")
+        entries = audit_entries(log)
+        for key in marks:
+            reqs = [e for e in entries if e.get("type") == "request"
+                    and e.get("request", {}).get("path") == f"{KV_MOUNT}/data/{key}"]
+            assert len(reqs) == 1, (key, len(reqs))
+        env = {**os.environ, "VAULT_ADDR": third.url, "VAULT_TOKEN": root}
+        p = subprocess.run([coffer_bin(), "audit", "verify", str(log)], env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, f"audit verify failed:\n{p.stdout}\n{p.stderr}"
+    finally:
+        cluster.close()

@@ -93,7 +93,12 @@ pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Route {
 async fn dispatch(State(d): State<Dialects>, mut req: HttpRequest) -> HttpResponse {
     let route = classify(req.method(), req.uri().path(), req.headers());
     if !crate::forward::local_path(route, req.uri().path()) {
-        match d.core.forward_target() {
+        let mut target = d.core.forward_target();
+        if target == coffer_core::ha::ForwardTarget::NoLeader {
+            d.core.refresh_leader().await;
+            target = d.core.forward_target();
+        }
+        match target {
             coffer_core::ha::ForwardTarget::Local => {}
             coffer_core::ha::ForwardTarget::Node(target) => {
                 let id = d.core.ha().map(|h| h.node().id.clone()).unwrap_or_default();

@@ -210,28 +210,43 @@ pub async fn forward(
             };
         }
     };
-    let mut out = client().request(parts.method.clone(), &url);
-    for (name, value) in &parts.headers {
-        // a client's own forwarding headers never pass
-        if !hop_by_hop(name)
-            && ![FORWARDED_FOR, FORWARDED_AT, FORWARDED_MAC].contains(&name.as_str())
-        {
-            out = out.header(name, value);
+    let build = |url: &str| {
+        let mut out = client().request(parts.method.clone(), url);
+        for (name, value) in &parts.headers {
+            // a client's own forwarding headers never pass
+            if !hop_by_hop(name)
+                && ![FORWARDED_FOR, FORWARDED_AT, FORWARDED_MAC].contains(&name.as_str())
+            {
+                out = out.header(name, value);
+            }
+        }
+        out = out.header(FORWARDED_HEADER, node_id);
+        if let Some(ip) = &client_ip {
+            let at = now_secs().to_string();
+            let msg = forwarding_message(node_id, ip, &at, parts.method.as_str(), path);
+            if let Ok(tag) = core.barrier().mac(MAC_PURPOSE, &msg) {
+                out = out
+                    .header(FORWARDED_FOR, ip.as_str())
+                    .header(FORWARDED_AT, at)
+                    .header(FORWARDED_MAC, hex::encode(tag));
+            }
+        }
+        out.body(body.clone())
+    };
+    let mut sent = build(&url).send().await;
+    // the active node this standby knew is gone (a failover): ask the storage who leads now
+    // and send once more, to the new active node (nothing reached the old one)
+    if matches!(&sent, Err(e) if e.is_connect()) {
+        core.refresh_leader().await;
+        if let coffer_core::ha::ForwardTarget::Node(next) = core.forward_target() {
+            if next != target {
+                sent = build(&format!("{}{}", next.trim_end_matches('/'), path))
+                    .send()
+                    .await;
+            }
         }
     }
-    out = out.header(FORWARDED_HEADER, node_id);
-    if let Some(ip) = client_ip {
-        let at = now_secs().to_string();
-        let msg = forwarding_message(node_id, &ip, &at, parts.method.as_str(), path);
-        if let Ok(tag) = core.barrier().mac(MAC_PURPOSE, &msg) {
-            out = out
-                .header(FORWARDED_FOR, ip)
-                .header(FORWARDED_AT, at)
-                .header(FORWARDED_MAC, hex::encode(tag));
-        }
-    }
-    out = out.body(body);
-    let resp = match out.send().await {
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(error = %e, target, "HA: forwarding to the active node failed");

@@ -120,6 +120,17 @@ impl Core {
         }
     }
 
+    /// A standby that knows no active node asks the storage now (the runner asks only every
+    /// poll): a request arriving just after a failover is forwarded instead of refused.
+    pub async fn refresh_leader(&self) {
+        let Some(ha) = self.ha() else {
+            return;
+        };
+        if let Ok(l) = ha.lock.leader().await {
+            *ha.leader.lock() = l.filter(|l| l.id != ha.node.id);
+        }
+    }
+
     /// `sys/leader`.
     pub fn leader_status(&self) -> LeaderStatus {
         let Some(ha) = self.ha() else {
