@@ -420,6 +420,22 @@ pub async fn mount_kv2(addr: SocketAddr, token: &str) -> Result<()> {
     Ok(())
 }
 
+/// Mount kv v2 at `secret/` and wait until a first write on it succeeds (a fresh mount may
+/// have to settle).
+pub async fn mount_kv2_ready(addr: SocketAddr, token: &str) -> Result<()> {
+    mount_kv2(addr, token).await?;
+    api_retry(
+        addr,
+        "PUT",
+        "/v1/secret/data/probe",
+        Some(token),
+        Some(&json!({"data": {"v": "probe"}})),
+        Duration::from_secs(10),
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn enable_file_audit(addr: SocketAddr, token: &str, file: &Path) -> Result<()> {
     let path = file
         .to_str()

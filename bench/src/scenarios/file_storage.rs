@@ -13,7 +13,7 @@ use super::{
 };
 use crate::load::{self, MakeReq, Summary};
 use crate::report::Row;
-use crate::server::{self, api, api_retry, call, Coffer};
+use crate::server::{self, api, call, Coffer};
 
 impl Ctx {
     /// Spawn a config-mode server on `data`, wait, init or unseal, mount kv v2 if new.
@@ -28,17 +28,7 @@ impl Ctx {
         let r = async {
             let (key, root) = server::init(addr).await?;
             server::unseal(addr, &key).await?;
-            server::mount_kv2(addr, &root).await?;
-            // The first write on a fresh mount may have to wait for the mount to settle.
-            api_retry(
-                addr,
-                "PUT",
-                "/v1/secret/data/probe",
-                Some(&root),
-                Some(&json!({"data": {"v": "probe"}})),
-                Duration::from_secs(10),
-            )
-            .await?;
+            server::mount_kv2_ready(addr, &root).await?;
             Ok::<_, anyhow::Error>((key, root))
         }
         .await;

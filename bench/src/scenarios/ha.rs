@@ -413,16 +413,7 @@ impl Ctx {
         let active_addr = cluster.nodes[0].addr;
         let standby_addr = cluster.nodes[1].addr;
         let setup = async {
-            server::mount_kv2(active_addr, &root).await?;
-            api_retry(
-                active_addr,
-                "PUT",
-                "/v1/secret/data/probe",
-                Some(&root),
-                Some(&json!({"data": {"v": "probe"}})),
-                Duration::from_secs(10),
-            )
-            .await?;
+            server::mount_kv2_ready(active_addr, &root).await?;
             let tok = prepare_kv(active_addr, &root).await?;
             // through a standby too (forwarded), before measuring
             api_retry(
