@@ -604,3 +604,54 @@ def test_audit_chain_continues_across_failovers(backend, tmp_path):
         assert p.returncode == 0, f"audit verify failed:\n{p.stdout}\n{p.stderr}"
     finally:
         cluster.close()
+
+
+def test_concurrent_inits_on_two_nodes_make_one_cluster(backend, tmp_path):
+    """Two uninitialized nodes of one cluster asked to initialize at the same moment: exactly one
+    init succeeds (the other is refused: the winner holds the cluster's lock, or it finds the
+    cluster initialized), and the cluster then works with the winner's root token through both."""
+    import threading
+
+    from ha_helpers import hcl_block, make_store, seal_stanza, write_seal_key
+
+    store = make_store(backend).create()
+    key = write_seal_key(tmp_path / "seal.key")
+    storage = hcl_block("storage", backend, store.attrs(None, ha=True))
+    nodes = [Node(f"i{i}", tmp_path, lambda s=storage: s, seal_stanza(key)) for i in range(2)]
+    try:
+        for n in nodes:
+            n.start()
+        answers = [None, None]
+        go = threading.Barrier(2)
+
+        def init(i):
+            go.wait()
+            answers[i] = api(nodes[i], "PUT", "sys/init", body={}, timeout=30)
+
+        threads = [threading.Thread(target=init, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        codes = sorted(a.status_code for a in answers)
+        assert codes[0] == 200 and codes[1] in (400, 503), [(a.status_code, a.text[:200]) for a in answers]
+        winner = next(a for a in answers if a.status_code == 200)
+        loser = next(a for a in answers if a.status_code != 200)
+        assert "errors" in loser.json(), loser.text
+        root = winner.json()["root_token"]
+        wait_until(lambda: any(n.is_active() for n in nodes), 10, what="an active node")
+        wait_until(lambda: all(n.leader() and n.leader().get("leader_address") for n in nodes), 10,
+                   what="both nodes to know the active node")
+        r = api(nodes[0], "POST", f"sys/mounts/{KV_MOUNT}", root, body={"type": "kv", "options": {"version": "2"}})
+        assert r.status_code in (200, 204), r.text
+        for n in nodes:
+            r = kv_write(n, root, f"init-race/{n.name}", {"via": n.name})
+            assert r.status_code == 200, (n, r.status_code, r.text)
+        for n in nodes:
+            for m in nodes:
+                st, data, _ = kv_read(n, root, f"init-race/{m.name}")
+                assert st == 200 and data == {"via": m.name}, (n, m, st, data)
+    finally:
+        for n in nodes:
+            n.stop()
+        store.drop()

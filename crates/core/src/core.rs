@@ -230,6 +230,23 @@ impl Core {
                 "the server is already initialized",
             ));
         }
+        // HA: initialize holding the cluster's lock, so two nodes initializing at once cannot
+        // both write a keyring (the second is refused; the first stays the holder and becomes
+        // the active node)
+        if let Some(ha) = self.ha() {
+            if !ha.take_lock_for_init().await? {
+                return Err(CoreError::new(
+                    ErrorCode::InvalidRequest,
+                    "another node of the cluster holds its lock (it is initializing or active); initialize through that node",
+                ));
+            }
+            if self.initialized().await? {
+                return Err(CoreError::new(
+                    ErrorCode::AlreadyInitialized,
+                    "the server is already initialized",
+                ));
+            }
+        }
         let root = SecretKey::generate()?;
         let static_seal = self.config.static_seal.clone();
         let cfg = match &static_seal {

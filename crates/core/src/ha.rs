@@ -73,6 +73,12 @@ impl HaNode {
         }
     }
 
+    /// `sys/init` on a cluster node: take the lock first (the caller holds the transition
+    /// lock, so the runner does not try meanwhile).
+    pub(crate) async fn take_lock_for_init(&self) -> Result<bool> {
+        Ok(self.lock.try_acquire().await?)
+    }
+
     pub async fn members(&self) -> Result<Vec<Member>> {
         Ok(self.lock.members().await?)
     }
