@@ -1001,6 +1001,52 @@ mod etcd {
             EtcdBackend::open(mixed).await,
             Err(StorageError::Config(_))
         ));
+        // username and password: with etcd's authentication on, only the right pair works,
+        // and no error carries the password
+        let ctl = |args: &[&str]| {
+            let out = std::process::Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={}", server.url))
+                .arg(format!("--cacert={ca}"))
+                .args(args)
+                .output()
+                .expect("etcdctl runs");
+            assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+        };
+        ctl(&["user", "add", "root:root-pw-7f3a"]);
+        ctl(&["user", "add", "coffer:coffer-pw-9c1e"]);
+        ctl(&["role", "add", "coffer"]);
+        ctl(&[
+            "role",
+            "grant-permission",
+            "coffer",
+            "--prefix=true",
+            "readwrite",
+            "/tls-test",
+        ]);
+        ctl(&["user", "grant-role", "coffer", "coffer"]);
+        ctl(&["auth", "enable"]);
+        assert!(
+            EtcdBackend::open(cfg.clone()).await.is_err(),
+            "no credentials"
+        );
+        let mut auth = cfg.clone();
+        auth.username = Some("coffer".into());
+        auth.password = Some("coffer-pw-9c1e".into());
+        let b = EtcdBackend::open(auth.clone()).await.unwrap();
+        assert_eq!(
+            b.get("tls/a").await.unwrap().as_deref(),
+            Some(&b"over tls"[..])
+        );
+        b.put("tls/b", b"with auth".to_vec()).await.unwrap();
+        let mut bad = auth.clone();
+        bad.password = Some("wrong-pw-0d2b".into());
+        let err = EtcdBackend::open(bad.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("wrong-pw-0d2b"), "{err}");
+        assert!(!format!("{bad:?}").contains("wrong-pw-0d2b"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
