@@ -229,6 +229,23 @@ def test_start_copies_only_the_keys_from_there_on(source, tmp_path):
         pg.drop()
 
 
+def test_a_destination_in_use_is_refused(source, tmp_path):
+    """Without -start the destination must be empty: a second migration into the same store (or
+    into another cluster's store) is refused and changes nothing."""
+    require_all()
+    pg = PgStore().create()
+    try:
+        n = ok(run_migrate(tmp_path, migrate_config(source.data_dir, pg)))
+        before = pg.count()
+        assert before == n
+        r = run_migrate(tmp_path, migrate_config(source.data_dir, pg), timeout=60)
+        assert r.rc != 0, f"a migration into a non-empty store went ahead\n{r}"
+        assert "not empty" in (r.stdout + r.stderr), r
+        assert pg.count() == before
+    finally:
+        pg.drop()
+
+
 CONSUL = ("consul", {"address": "127.0.0.1:8500", "path": "coffer/"})
 INMEM = ("inmem", {})
 

@@ -2,7 +2,8 @@
 //! storage backend to another, offline (no server may be using either).
 //!
 //! Entries are copied as stored (already ciphertext, bound to their keys), in key order, so an
-//! interrupted migration resumes with `-start=<the key it reports>`. Progress goes to stderr;
+//! interrupted migration resumes with `-start=<the key it reports>`. Without `-start` the
+//! destination must be empty. Progress goes to stderr;
 //! the last line on stdout is `copied N entries`.
 
 use std::io::Write;
@@ -26,6 +27,20 @@ pub fn run(args: &MigrateArgs) -> CliResult {
         let dest = open_backend(&dst)
             .await
             .map_err(|e| CliError::failure(format!("storage_destination: {e:#}")))?;
+        // a store in use (another cluster's keyring, say) is never mixed with the source's
+        // entries: only an empty destination, or one a migration already started (-start)
+        if args.start.is_none() {
+            let there = dest
+                .keys()
+                .await
+                .map_err(|e| CliError::failure(format!("listing the destination: {e}")))?;
+            if !there.is_empty() {
+                return Err(CliError::failure(format!(
+                    "storage_destination is not empty ({} entries): migrate into an empty store, or resume an interrupted migration with -start=<key>",
+                    there.len()
+                )));
+            }
+        }
         let mut keys = source
             .keys()
             .await
