@@ -415,6 +415,13 @@ def test_ha_endpoints_denied_malformed_and_spelled(cluster):
     assert cluster.ready() is act or cluster.ready().api_addr == act.api_addr
     time.sleep(0.5)
     assert act.is_active(), "a denied or malformed request made the active node step down"
+    # a standby refuses to seal, as Vault's do (it does not seal the active node either)
+    for n in cluster.nodes:
+        if n is not act:
+            r = api(n, "PUT", "sys/seal", root)
+            assert r.status_code == 500, (n, r.status_code, r.text)
+            assert r.json() == {"errors": ["vault cannot seal when in standby mode; please restart instead"]}, r.text
+    assert act.is_active()
     # oversized step-down body: refused or ignored, never a crash
     r = api(act, "PUT", "sys/step-down", plain, body={"x": "y" * (2 << 20)})
     assert r.status_code in (403, 413), (r.status_code, r.text[:200])

@@ -92,6 +92,16 @@ pub fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Route {
 
 async fn dispatch(State(d): State<Dialects>, mut req: HttpRequest) -> HttpResponse {
     let route = classify(req.method(), req.uri().path(), req.headers());
+    // Vault's standbys refuse to seal (the active node is sealed through its own address)
+    if route == Route::Vault
+        && req.uri().path().trim_end_matches('/') == "/v1/sys/seal"
+        && d.core.is_standby()
+    {
+        return crate::vault::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &["vault cannot seal when in standby mode; please restart instead"],
+        );
+    }
     if !crate::forward::local_path(route, req.uri().path()) {
         let mut target = d.core.forward_target();
         if target == coffer_core::ha::ForwardTarget::NoLeader {

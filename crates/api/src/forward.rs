@@ -45,7 +45,10 @@ fn now_secs() -> i64 {
 /// (a client cannot set them to any effect).
 pub fn accept_forwarded(core: &Core, req: &mut HttpRequest) {
     let h = req.headers();
-    if !h.contains_key(FORWARDED_FOR) && !h.contains_key(FORWARDED_MAC) {
+    if !h.contains_key(FORWARDED_HEADER)
+        && !h.contains_key(FORWARDED_FOR)
+        && !h.contains_key(FORWARDED_MAC)
+    {
         return;
     }
     let text = |name: &str| {
@@ -68,8 +71,11 @@ pub fn accept_forwarded(core: &Core, req: &mut HttpRequest) {
     for name in [FORWARDED_FOR, FORWARDED_AT, FORWARDED_MAC] {
         req.headers_mut().remove(name);
     }
+    // from here on the request claims to come through a standby: its address is the client's
+    // as vouched for, or unknown (never the standby's own, which CIDR bindings could match)
     let (Some(node), Some(ip), Some(at), Some(tag)) = claimed else {
-        tracing::debug!("HA: incomplete forwarding headers ignored");
+        tracing::debug!("HA: incomplete forwarding headers: the client address is unknown");
+        req.extensions_mut().remove::<crate::common::RemoteAddr>();
         return;
     };
     let fresh = at
@@ -81,7 +87,8 @@ pub fn accept_forwarded(core: &Core, req: &mut HttpRequest) {
         fresh,
         core.barrier().verify_mac(MAC_PURPOSE, &msg, &tag),
     ) else {
-        tracing::warn!(node = %node, "HA: forwarding headers that do not verify were ignored");
+        tracing::warn!(node = %node, "HA: forwarding headers that do not verify: the client address is unknown");
+        req.extensions_mut().remove::<crate::common::RemoteAddr>();
         return;
     };
     req.extensions_mut()
@@ -190,7 +197,12 @@ pub async fn forward(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let url = format!("{}{}", target.trim_end_matches('/'), path);
+    let url = match reqwest::Url::parse(&format!("{}{}", target.trim_end_matches('/'), path)) {
+        Ok(u) => u,
+        Err(_) => {
+            return standby_error(route, "the request's path cannot be forwarded");
+        }
+    };
     let body = match http_body_util::Limited::new(body, MAX_FORWARD_BODY)
         .collect()
         .await
@@ -210,7 +222,12 @@ pub async fn forward(
             };
         }
     };
-    let build = |url: &str| {
+    // what the active node will see as the path: the URL's, as the client library writes it
+    let sent_path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let build = |url: reqwest::Url| {
         let mut out = client().request(parts.method.clone(), url);
         for (name, value) in &parts.headers {
             // a client's own forwarding headers never pass
@@ -223,7 +240,7 @@ pub async fn forward(
         out = out.header(FORWARDED_HEADER, node_id);
         if let Some(ip) = &client_ip {
             let at = now_secs().to_string();
-            let msg = forwarding_message(node_id, ip, &at, parts.method.as_str(), path);
+            let msg = forwarding_message(node_id, ip, &at, parts.method.as_str(), &sent_path);
             if let Ok(tag) = core.barrier().mac(MAC_PURPOSE, &msg) {
                 out = out
                     .header(FORWARDED_FOR, ip.as_str())
@@ -233,16 +250,18 @@ pub async fn forward(
         }
         out.body(body.clone())
     };
-    let mut sent = build(&url).send().await;
+    let mut sent = build(url.clone()).send().await;
     // the active node this standby knew is gone (a failover): ask the storage who leads now
     // and send once more, to the new active node (nothing reached the old one)
     if matches!(&sent, Err(e) if e.is_connect()) {
         core.refresh_leader().await;
         if let coffer_core::ha::ForwardTarget::Node(next) = core.forward_target() {
             if next != target {
-                sent = build(&format!("{}{}", next.trim_end_matches('/'), path))
-                    .send()
-                    .await;
+                if let Ok(next_url) =
+                    reqwest::Url::parse(&format!("{}{}", next.trim_end_matches('/'), sent_path))
+                {
+                    sent = build(next_url).send().await;
+                }
             }
         }
     }

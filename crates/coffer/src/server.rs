@@ -319,6 +319,14 @@ async fn serve(
         bound.push(b);
     }
 
+    if ha_enabled
+        && cfg.api_addr.is_none()
+        && bound
+            .first()
+            .is_some_and(|b| b.local_addr.ip().is_unspecified())
+    {
+        bail!("HA storage needs api_addr (the address other nodes reach this one at) when the first listener listens on every address");
+    }
     if ha_enabled {
         let api_addr =
             cfg.api_addr

@@ -305,12 +305,18 @@ impl Barrier {
         Ok(())
     }
 
-    /// HMAC-SHA256 of `msg` under a key derived from the root key for `purpose` (the nodes of a
-    /// cluster, unsealed with the same root key, agree on it; nothing else knows it).
+    /// HMAC-SHA256 of `msg` under a key derived for `purpose` from the keyring's first term key
+    /// (the nodes of a cluster, unsealed with the same keyring, agree on it; nothing else knows
+    /// it; key rotations and rekeys leave the first term in place).
     pub fn mac(&self, purpose: &str, msg: &[u8]) -> Result<Vec<u8>> {
         use aws_lc_rs::hmac;
         let ring = self.ring()?;
-        let derive = hmac::Key::new(hmac::HMAC_SHA256, ring.root.as_bytes());
+        let first = ring
+            .terms
+            .values()
+            .next()
+            .ok_or_else(|| CoreError::internal("the keyring has no key"))?;
+        let derive = hmac::Key::new(hmac::HMAC_SHA256, first.key.as_bytes());
         let derived = hmac::sign(&derive, format!("coffer-mac/{purpose}").as_bytes());
         let key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
         Ok(hmac::sign(&key, msg).as_ref().to_vec())

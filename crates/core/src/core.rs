@@ -138,7 +138,12 @@ impl Core {
         if self.active.load().is_some() {
             return Ok(());
         }
-        self.barrier.reload().await?;
+        if let Err(e) = self.barrier.reload().await {
+            // the root key changed (a rekey on the active node): these keys open nothing now
+            self.barrier.seal();
+            tracing::warn!(error = %e, "HA: the stored keyring no longer opens with this node's root key (rekeyed?); sealed: unseal this node again");
+            return Err(e);
+        }
         let active = self.build_active(false).await?;
         self.active.store(Some(active));
         Ok(())
@@ -233,7 +238,9 @@ impl Core {
         // HA: initialize holding the cluster's lock, so two nodes initializing at once cannot
         // both write a keyring (the second is refused; the first stays the holder and becomes
         // the active node)
+        let mut init_lock_since = None;
         if let Some(ha) = self.ha() {
+            init_lock_since = Some(std::time::Instant::now());
             if !ha.take_lock_for_init().await? {
                 return Err(CoreError::new(
                     ErrorCode::InvalidRequest,
@@ -295,9 +302,11 @@ impl Core {
             tracing::warn!("removing the remains of an unfinished initialization");
             self.wipe_storage().await?;
         }
-        let result = self
-            .init_with(&root, &cfg, static_seal.as_ref(), shares, &params)
-            .await;
+        let work = self.init_with(&root, &cfg, static_seal.as_ref(), shares, &params);
+        let result = match (self.ha(), init_lock_since) {
+            (Some(ha), Some(since)) => ha.hold_during(since, work).await.0,
+            _ => work.await,
+        };
         if result.is_err() {
             // leave no keys in memory after a failed init
             self.barrier.seal();

@@ -16,8 +16,9 @@
 
 use crate::core::Core;
 use crate::error::{CoreError, ErrorCode, Result};
-use coffer_storage::{HaLock, Member, NodeInfo, HA_POLL_INTERVAL, HA_RENEW_INTERVAL};
+use coffer_storage::{HaLock, Member, NodeInfo, HA_POLL_INTERVAL, HA_RENEW_INTERVAL, HA_TTL};
 use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +26,45 @@ use std::time::{Duration, Instant};
 pub const STEP_DOWN_HOLD_OFF: Duration = Duration::from_secs(10);
 /// How often a node records that it is alive (for `sys/ha-status`).
 const CHECK_IN_INTERVAL: Duration = Duration::from_secs(2);
-/// An active node whose renewals have failed this long stops serving: its hold may be gone.
-const RENEW_GIVE_UP: Duration = Duration::from_millis(1500);
+/// An active node stops serving this long before its hold could expire (a hold lasts
+/// [`HA_TTL`] from when its last successful renewal was sent).
+const EXPIRY_MARGIN: Duration = Duration::from_millis(300);
+
+/// Run `work` (an activation, an init) while renewing the lock every [`HA_RENEW_INTERVAL`], so
+/// that work longer than a hold's lifetime keeps the hold. Answers the work's result and, when
+/// the hold is still certain, the send time of the last successful renewal (`since` if none was
+/// needed); `None` when a renewal said the hold was lost or none succeeded in time.
+pub(crate) async fn hold_during<T>(
+    lock: &dyn HaLock,
+    since: Instant,
+    work: impl std::future::Future<Output = T>,
+) -> (T, Option<Instant>) {
+    let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+    let renewals = async {
+        let mut last_ok = since;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(HA_RENEW_INTERVAL) => {}
+                _ = done_rx.changed() => return Some(last_ok),
+            }
+            let sent = Instant::now();
+            match lock.renew().await {
+                Ok(true) => last_ok = sent,
+                Ok(false) => return None,
+                Err(e) => tracing::debug!(error = %e, "HA: renewal failed; retrying"),
+            }
+            if Instant::now() >= last_ok + HA_TTL - EXPIRY_MARGIN {
+                return None;
+            }
+        }
+    };
+    let work = async {
+        let r = work.await;
+        let _ = done_tx.send(true);
+        r
+    };
+    tokio::join!(work, renewals)
+}
 
 /// This node's part in the cluster.
 pub struct HaNode {
@@ -37,6 +75,11 @@ pub struct HaNode {
     /// The last holder seen (refreshed by the runner while standby).
     leader: Mutex<Option<NodeInfo>>,
     step_down: tokio::sync::Notify,
+    /// Set by `sys/step-down`; cleared whenever the node becomes active (a request left over
+    /// from an earlier term is not honoured).
+    step_down_requested: std::sync::atomic::AtomicBool,
+    /// When a standby last asked the storage who leads outside its poll.
+    last_refresh: Mutex<Option<Instant>>,
 }
 
 /// What `sys/leader` answers.
@@ -79,6 +122,15 @@ impl HaNode {
         Ok(self.lock.try_acquire().await?)
     }
 
+    /// Run an init holding the lock (renewed while it runs).
+    pub(crate) async fn hold_during<T>(
+        &self,
+        since: Instant,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, Option<Instant>) {
+        hold_during(&*self.lock, since, work).await
+    }
+
     pub async fn members(&self) -> Result<Vec<Member>> {
         Ok(self.lock.members().await?)
     }
@@ -97,6 +149,8 @@ impl Core {
             active_since: Mutex::new(None),
             leader: Mutex::new(None),
             step_down: tokio::sync::Notify::new(),
+            step_down_requested: std::sync::atomic::AtomicBool::new(false),
+            last_refresh: Mutex::new(None),
         });
         if self.set_ha(ha.clone()).is_err() {
             return true;
@@ -132,6 +186,14 @@ impl Core {
         let Some(ha) = self.ha() else {
             return;
         };
+        {
+            // at most one extra question per poll interval, whatever the request rate
+            let mut last = ha.last_refresh.lock();
+            if last.is_some_and(|t| t.elapsed() < HA_POLL_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
         if let Ok(l) = ha.lock.leader().await {
             *ha.leader.lock() = l.filter(|l| l.id != ha.node.id);
         }
@@ -175,6 +237,7 @@ impl Core {
     pub fn step_down(&self) -> Result<()> {
         match self.ha() {
             Some(ha) if self.active().is_ok() => {
+                ha.step_down_requested.store(true, Ordering::Release);
                 ha.step_down.notify_one();
                 Ok(())
             }
@@ -241,11 +304,15 @@ async fn run(core: std::sync::Weak<Core>, ha: Arc<HaNode>) {
             continue;
         }
         if core.active().is_ok() {
-            let step = tokio::select! {
-                _ = tokio::time::sleep(HA_RENEW_INTERVAL) => false,
-                _ = ha.step_down.notified() => true,
-            };
-            if step {
+            // the hold is certain until `safe_until` (a hold lasts HA_TTL from when its last
+            // successful renewal was sent); stop serving before then unless renewed
+            let safe_until = last_renewed + HA_TTL - EXPIRY_MARGIN;
+            let wake = (Instant::now() + HA_RENEW_INTERVAL).min(safe_until);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = ha.step_down.notified() => {}
+            }
+            if ha.step_down_requested.swap(false, Ordering::AcqRel) {
                 tracing::info!("HA: stepping down");
                 core.deactivate_if_active().await;
                 if let Err(e) = ha.lock.release().await {
@@ -256,22 +323,33 @@ async fn run(core: std::sync::Weak<Core>, ha: Arc<HaNode>) {
                 hold_off_until = Some(Instant::now() + STEP_DOWN_HOLD_OFF);
                 continue;
             }
-            match ha.lock.renew().await {
-                Ok(true) => last_renewed = Instant::now(),
-                Ok(false) => {
+            let sent = Instant::now();
+            let renewed = tokio::select! {
+                r = ha.lock.renew() => Some(r),
+                _ = tokio::time::sleep_until(safe_until.into()) => None,
+            };
+            match renewed {
+                Some(Ok(true)) => last_renewed = sent,
+                Some(Ok(false)) => {
                     tracing::warn!("HA: the lock was lost; this node is a standby now");
                     core.deactivate_if_active().await;
                     *ha.active_since.lock() = None;
                     held = false;
                 }
-                Err(e) if last_renewed.elapsed() >= RENEW_GIVE_UP => {
-                    tracing::warn!(error = %e, "HA: the lock could not be renewed; this node stops serving as the active node");
+                Some(Err(e)) if Instant::now() < safe_until => {
+                    tracing::debug!(error = %e, "HA: renewal failed; retrying")
+                }
+                other => {
+                    if let Some(Err(e)) = other {
+                        tracing::warn!(error = %e, "HA: the lock could not be renewed in time; this node stops serving as the active node");
+                    } else {
+                        tracing::warn!("HA: the lock could not be renewed in time; this node stops serving as the active node");
+                    }
                     core.deactivate_if_active().await;
                     *ha.active_since.lock() = None;
                     let _ = ha.lock.release().await;
                     held = false;
                 }
-                Err(e) => tracing::debug!(error = %e, "HA: renewal failed; retrying"),
             }
             continue;
         }
@@ -297,10 +375,23 @@ async fn run(core: std::sync::Weak<Core>, ha: Arc<HaNode>) {
         };
         if took {
             hold_off_until = None;
-            match core.activate().await {
+            let acquired = Instant::now();
+            ha.step_down_requested.store(false, Ordering::Release);
+            let (activated, renewals) = hold_during(&*ha.lock, acquired, core.activate()).await;
+            let activated = match (activated, renewals) {
+                (Ok(()), None) => {
+                    core.deactivate_if_active().await;
+                    Err(CoreError::new(
+                        ErrorCode::Standby,
+                        "the lock was lost while this node was becoming active",
+                    ))
+                }
+                (r, _) => r,
+            };
+            match activated {
                 Ok(()) => {
                     held = true;
-                    last_renewed = Instant::now();
+                    last_renewed = renewals.unwrap_or(acquired);
                     *ha.active_since.lock() = Some(crate::util::now_rfc3339());
                     *ha.leader.lock() = Some(ha.node.clone());
                     tracing::info!(api_addr = %ha.node.api_addr, "HA: this node is the active node");

@@ -364,6 +364,8 @@ struct HeldLease {
     id: i64,
     keeper: etcd_client::LeaseKeeper,
     stream: etcd_client::LeaseKeepAliveStream,
+    /// The keep-alive stream failed or timed out: open a new one before the next renewal.
+    broken: bool,
 }
 
 struct EtcdLock {
@@ -448,7 +450,12 @@ impl HaLock for EtcdLock {
         .await?;
         match won {
             Some((id, rev, keeper, stream)) if rev > 0 => {
-                *slot = Some(HeldLease { id, keeper, stream });
+                *slot = Some(HeldLease {
+                    id,
+                    keeper,
+                    stream,
+                    broken: false,
+                });
                 self.fence.lock_rev.store(rev, Ordering::Release);
                 Ok(true)
             }
@@ -466,7 +473,18 @@ impl HaLock for EtcdLock {
             self.lost();
             return Ok(false);
         };
+        let mut client = self.client.clone();
         let alive = timed(LOCK_OP_TIMEOUT, "lease keep-alive", async {
+            if held.broken {
+                // the stream failed or timed out last time: a fresh one for the same lease
+                let (keeper, stream) = client
+                    .lease_keep_alive(held.id)
+                    .await
+                    .map_err(|e| etcd_err("lease keep-alive", e))?;
+                held.keeper = keeper;
+                held.stream = stream;
+                held.broken = false;
+            }
             held.keeper
                 .keep_alive()
                 .await
@@ -479,18 +497,28 @@ impl HaLock for EtcdLock {
             Ok(matches!(msg, Some(m) if m.ttl() > 0))
         })
         .await;
-        let ours = match alive {
-            Ok(true) => matches!(self.lock_value().await, Ok(Some((r, _))) if r == rev),
-            _ => false,
+        // only a definite answer decides: an error or a timeout says nothing about the hold
+        // (the runner stops serving once no renewal succeeded in time)
+        let alive = match alive {
+            Ok(a) => a,
+            Err(e) => {
+                held.broken = true;
+                return Err(e);
+            }
+        };
+        let ours = if alive {
+            match self.lock_value().await? {
+                Some((r, _)) => r == rev,
+                None => false,
+            }
+        } else {
+            false
         };
         if !ours {
             self.lost();
             *slot = None;
         }
-        match alive {
-            Err(e) => Err(e),
-            Ok(_) => Ok(ours),
-        }
+        Ok(ours)
     }
 
     async fn release(&self) -> Result<(), StorageError> {

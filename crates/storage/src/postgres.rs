@@ -116,7 +116,11 @@ impl PostgresConfig {
         if cfg.get_application_name().is_none() {
             cfg.application_name("coffer");
         }
-        Ok(Target { cfg, tls })
+        let mut target = Target { cfg, tls };
+        // the server gives up too: a statement or transaction of a node that vanished (cut off,
+        // killed mid-write) must not hold locks, above all the lease row's, for long
+        target.add_server_options(DATA_SERVER_OPTIONS);
+        Ok(target)
     }
 }
 
@@ -126,6 +130,24 @@ struct Target {
     cfg: tokio_postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
+
+impl Target {
+    fn add_server_options(&mut self, options: &str) {
+        let all = match self.cfg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {options}"),
+            _ => options.to_string(),
+        };
+        self.cfg.options(&all);
+    }
+}
+
+/// Server-side limits of data connections (see [`OP_TIMEOUT`]).
+const DATA_SERVER_OPTIONS: &str =
+    "-c statement_timeout=60000 -c idle_in_transaction_session_timeout=15000";
+/// Server-side limits of the lock connection: below [`LOCK_OP_TIMEOUT`], so that a takeover or
+/// renewal the client gave up on does not go on waiting in the server.
+const LOCK_SERVER_OPTIONS: &str =
+    "-c lock_timeout=700 -c statement_timeout=850 -c idle_in_transaction_session_timeout=5000";
 
 /// libpq's TLS parameters of a connection string (tokio-postgres does not read them all).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -389,7 +411,7 @@ impl Sql {
         Ok(Stmts {
             get: p(format!("SELECT value FROM {t} WHERE key = $1")).await?,
             list_under: p(format!(
-                "{collapse} {t} WHERE key >= $1 AND key < $2) s WHERE r <> ''"
+                "{collapse} {t} WHERE key >= $1 COLLATE \"C\" AND key < $2 COLLATE \"C\") s WHERE r <> ''"
             ))
             .await?,
             list_all: p(format!("{collapse} {t}) s WHERE r <> ''")).await?,
@@ -523,9 +545,21 @@ impl PostgresBackend {
             )
             .await
             .map_err(|e| pg_err("schema lock", e))?;
-            tx.batch_execute(&schema)
+            // tables created by an operator are used as they are (creating needs a privilege
+            // on the schema that Coffer's user may rightly lack)
+            let present = tx
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+                    &[&sql.table, &sql.ha_table],
+                )
                 .await
-                .map_err(|e| pg_err("creating the schema", e))?;
+                .map_err(|e| pg_err("looking for the tables", e))?
+                .get::<_, bool>(0);
+            if !present {
+                tx.batch_execute(&schema)
+                    .await
+                    .map_err(|e| pg_err("creating the schema", e))?;
+            }
             tx.commit().await.map_err(|e| pg_err("commit", e))
         })
         .await?;
@@ -757,8 +791,10 @@ impl Backend for PostgresBackend {
             return None;
         }
         *self.fence.identity.lock() = Some(node.id.clone());
+        let mut target = self.pool.target.clone();
+        target.add_server_options(LOCK_SERVER_OPTIONS);
         Some(Arc::new(PgLock {
-            target: self.pool.target.clone(),
+            target,
             ha_table: self.pool.sql.ha_table.clone(),
             node,
             fence: self.fence.clone(),
@@ -876,9 +912,11 @@ impl HaLock for PgLock {
                 &[&self.node.id, &Self::ttl_secs()],
             )
             .await;
-        let held = matches!(&r, Ok(rows) if !rows.is_empty());
+        // an error says nothing about the hold (the storage engine still decides every write)
+        let rows = r?;
+        let held = !rows.is_empty();
         self.fence.held.store(held, Ordering::Release);
-        r.map(|_| held)
+        Ok(held)
     }
 
     async fn release(&self) -> Result<(), StorageError> {
