@@ -662,3 +662,55 @@ def test_concurrent_inits_on_two_nodes_make_one_cluster(backend, tmp_path):
         for n in nodes:
             n.stop()
         store.drop()
+
+
+def test_a_leader_advert_forged_in_the_storage_is_not_followed(tmp_path):
+    """Someone who can write the storage (but holds no key of the cluster) rewrites the lock's
+    advert to send standbys' forwarded requests (tokens, secret values) to their own server:
+    standbys do not follow it (they answer 503 instead), and follow the real one again once the
+    advert is back."""
+    import http.server
+    import threading
+
+    require_backend("postgresql")
+    cluster = start_cluster("postgresql", tmp_path)
+    caught = []
+
+    class Catcher(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):  # noqa: N802 - http.server's naming
+            caught.append((self.path, dict(self.headers)))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET = do_PUT  # noqa: N815
+
+        def log_message(self, *a):
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Catcher)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        root = cluster.root_token
+        act = cluster.ready()
+        standby = next(n for n in cluster.nodes if n is not act)
+        c = cluster.store._connect(cluster.store.dbname)
+        try:
+            (original,), = c.run("SELECT ha_value FROM coffer_ha_locks WHERE ha_key = 'leader'")
+            forged = json.loads(original)
+            forged["api_addr"] = f"http://127.0.0.1:{evil.server_address[1]}"
+            c.run("UPDATE coffer_ha_locks SET ha_value = :v WHERE ha_key = 'leader'", v=json.dumps(forged))
+            time.sleep(1.0)  # several polls of the standbys
+            r = kv_write(standby, root, "forged/x", {"secret": "must-not-leave"})
+            assert r.status_code == 503, (r.status_code, r.text)
+            assert caught == [], caught
+            r = api(standby, "GET", "sys/leader")
+            assert r.json()["leader_address"] != forged["api_addr"], r.text
+            c.run("UPDATE coffer_ha_locks SET ha_value = :v WHERE ha_key = 'leader'", v=original)
+        finally:
+            c.close()
+        wait_until(lambda: kv_write(standby, root, "forged/y", {"v": 1}).status_code == 200, 10,
+                   what="forwarding to the real active node again")
+        assert caught == [], caught
+    finally:
+        evil.shutdown()
+        cluster.close()

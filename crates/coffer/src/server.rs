@@ -355,6 +355,7 @@ async fn serve(
             api_addr: api_addr.clone(),
             cluster_addr: cfg.cluster_addr.clone().unwrap_or_default(),
             version: coffer_core::core::VERSION.to_string(),
+            auth: String::new(),
         };
         core.enable_ha(node);
         println!(

@@ -195,7 +195,7 @@ impl Core {
             *last = Some(Instant::now());
         }
         if let Ok(l) = ha.lock.leader().await {
-            *ha.leader.lock() = l.filter(|l| l.id != ha.node.id);
+            *ha.leader.lock() = l.filter(|l| l.id != ha.node.id && trusted(self, l));
         }
     }
 
@@ -256,12 +256,34 @@ impl Core {
         };
         let mut out = vec![(ha.node.clone(), true, None)];
         for m in ha.members().await? {
-            if m.node.id != ha.node.id {
+            if m.node.id != ha.node.id && trusted(self, &m.node) {
                 out.push((m.node, false, Some(m.last_seen)));
             }
         }
         Ok(out)
     }
+}
+
+const ADVERT_PURPOSE: &str = "ha-advert";
+
+/// This node's advert MAC (empty while sealed: then nothing is advertised that could be used).
+fn advert_auth(core: &Core, node: &NodeInfo) -> String {
+    core.barrier()
+        .mac(ADVERT_PURPOSE, &node.advert_message())
+        .map(hex::encode)
+        .unwrap_or_default()
+}
+
+/// Whether a node's advert (read from the storage) was written by a node of this cluster.
+fn trusted(core: &Core, node: &NodeInfo) -> bool {
+    let ok = hex::decode(&node.auth).is_ok_and(|tag| {
+        core.barrier()
+            .verify_mac(ADVERT_PURPOSE, &node.advert_message(), &tag)
+    });
+    if !ok {
+        tracing::warn!(api_addr = %node.api_addr, "HA: an advert in the storage that no node of this cluster wrote is ignored");
+    }
+    ok
 }
 
 /// The node's HA loop; ends when the core is dropped.
@@ -277,6 +299,7 @@ async fn run(core: std::sync::Weak<Core>, ha: Arc<HaNode>) {
             return;
         };
         if last_check_in.is_none_or(|t| t.elapsed() >= CHECK_IN_INTERVAL) && !core.is_sealed() {
+            ha.lock.set_advert_auth(advert_auth(&core, &ha.node));
             if let Err(e) = ha.lock.check_in().await {
                 tracing::debug!(error = %e, "HA: check-in failed");
             }
@@ -362,6 +385,7 @@ async fn run(core: std::sync::Weak<Core>, ha: Arc<HaNode>) {
             if core.is_sealed() {
                 false
             } else {
+                ha.lock.set_advert_auth(advert_auth(&core, &ha.node));
                 match ha.lock.try_acquire().await {
                     Ok(t) => t,
                     Err(e) => {
@@ -405,7 +429,7 @@ async fn run(core: std::sync::Weak<Core>, ha: Arc<HaNode>) {
             continue;
         }
         match ha.lock.leader().await {
-            Ok(l) => *ha.leader.lock() = l.filter(|l| l.id != ha.node.id),
+            Ok(l) => *ha.leader.lock() = l.filter(|l| l.id != ha.node.id && trusted(&core, l)),
             Err(e) => {
                 tracing::debug!(error = %e, "HA: could not read the leader");
                 *ha.leader.lock() = None;

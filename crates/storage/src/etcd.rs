@@ -350,6 +350,7 @@ impl Backend for EtcdBackend {
             lock_key: self.lock_key.clone(),
             nodes_prefix: format!("{base}.ha/nodes/"),
             node,
+            auth: parking_lot::Mutex::new(String::new()),
             fence: self.fence.clone(),
             lease: tokio::sync::Mutex::new(None),
         }))
@@ -373,6 +374,7 @@ struct EtcdLock {
     lock_key: String,
     nodes_prefix: String,
     node: NodeInfo,
+    auth: parking_lot::Mutex<String>,
     fence: Arc<Fence>,
     lease: tokio::sync::Mutex<Option<HeldLease>>,
 }
@@ -384,6 +386,13 @@ struct CheckIn {
 }
 
 impl EtcdLock {
+    fn advert(&self) -> NodeInfo {
+        NodeInfo {
+            auth: self.auth.lock().clone(),
+            ..self.node.clone()
+        }
+    }
+
     async fn lock_value(&self) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
         let mut c = self.client.clone();
         let key = self.lock_key.clone();
@@ -404,10 +413,42 @@ impl EtcdLock {
 
 #[async_trait]
 impl HaLock for EtcdLock {
+    fn set_advert_auth(&self, auth: String) {
+        *self.auth.lock() = auth;
+    }
+
     async fn try_acquire(&self) -> Result<bool, StorageError> {
         self.fence.on.store(true, Ordering::Release);
-        if self.fence.lock_rev.load(Ordering::Acquire) != 0 {
-            return self.renew().await;
+        let rev = self.fence.lock_rev.load(Ordering::Acquire);
+        if rev != 0 {
+            if !self.renew().await? {
+                return Ok(false);
+            }
+            // held already (since an init, say): advertise what this node advertises now
+            let lease = self.lease.lock().await.as_ref().map(|h| h.id);
+            if let Some(lease) = lease {
+                let txn = Txn::new()
+                    .when(vec![Compare::create_revision(
+                        self.lock_key.clone(),
+                        CompareOp::Equal,
+                        rev,
+                    )])
+                    .and_then(vec![ETxnOp::put(
+                        self.lock_key.clone(),
+                        encode_node(&self.advert()),
+                        Some(PutOptions::new().with_lease(lease)),
+                    )]);
+                let mut c = self.client.clone();
+                let resp = timed(LOCK_OP_TIMEOUT, "lock advert", async {
+                    c.txn(txn).await.map_err(|e| etcd_err("lock advert", e))
+                })
+                .await?;
+                if !resp.succeeded() {
+                    self.lost();
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
         }
         // cheap check first: no lease is granted while another node holds the lock
         if self.lock_value().await?.is_some() {
@@ -417,7 +458,7 @@ impl HaLock for EtcdLock {
         let mut c = self.client.clone();
         let ttl = HA_TTL.as_secs() as i64;
         let key = self.lock_key.clone();
-        let value = encode_node(&self.node);
+        let value = encode_node(&self.advert());
         let won = timed(LOCK_OP_TIMEOUT, "lock acquisition", async {
             let lease = c
                 .lease_grant(ttl, None)
@@ -543,7 +584,7 @@ impl HaLock for EtcdLock {
 
     async fn check_in(&self) -> Result<(), StorageError> {
         let entry = CheckIn {
-            node: self.node.clone(),
+            node: self.advert(),
             seen: unix_now(),
         };
         let value = serde_json::to_vec(&entry).unwrap_or_default();

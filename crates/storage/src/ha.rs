@@ -33,6 +33,22 @@ pub struct NodeInfo {
     pub api_addr: String,
     pub cluster_addr: String,
     pub version: String,
+    /// A MAC of the fields above by the node itself (under a key of the cluster's keyring,
+    /// which only unsealed nodes hold), so that nodes reading the lock or the check-ins trust
+    /// only adverts a cluster node wrote, never one forged in the storage.
+    #[serde(default)]
+    pub auth: String,
+}
+
+impl NodeInfo {
+    /// What [`NodeInfo::auth`] authenticates.
+    pub fn advert_message(&self) -> Vec<u8> {
+        format!(
+            "{}\n{}\n{}\n{}\n{}",
+            self.id, self.hostname, self.api_addr, self.cluster_addr, self.version
+        )
+        .into_bytes()
+    }
 }
 
 /// A node's recent check-in, for `sys/ha-status`.
@@ -59,6 +75,8 @@ pub trait HaLock: Send + Sync {
     async fn check_in(&self) -> Result<(), StorageError>;
     /// The nodes that checked in within [`HA_MEMBER_TTL`].
     async fn members(&self) -> Result<Vec<Member>, StorageError>;
+    /// Set the [`NodeInfo::auth`] this node advertises from now on (in the lock and check-ins).
+    fn set_advert_auth(&self, auth: String);
 }
 
 pub(crate) fn encode_node(node: &NodeInfo) -> String {

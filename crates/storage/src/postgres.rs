@@ -797,6 +797,7 @@ impl Backend for PostgresBackend {
             target,
             ha_table: self.pool.sql.ha_table.clone(),
             node,
+            auth: Mutex::new(String::new()),
             fence: self.fence.clone(),
             conn: tokio::sync::Mutex::new(None),
         }))
@@ -821,11 +822,19 @@ struct PgLock {
     target: Target,
     ha_table: String,
     node: NodeInfo,
+    auth: Mutex<String>,
     fence: Arc<Fence>,
     conn: tokio::sync::Mutex<Option<Client>>,
 }
 
 impl PgLock {
+    fn advert(&self) -> NodeInfo {
+        NodeInfo {
+            auth: self.auth.lock().clone(),
+            ..self.node.clone()
+        }
+    }
+
     /// Run one statement on the lock connection (reconnecting when needed), within
     /// [`LOCK_OP_TIMEOUT`]; a failed or timed-out connection is dropped.
     async fn query(
@@ -858,6 +867,10 @@ impl PgLock {
 
 #[async_trait]
 impl HaLock for PgLock {
+    fn set_advert_auth(&self, auth: String) {
+        *self.auth.lock() = auth;
+    }
+
     async fn try_acquire(&self) -> Result<bool, StorageError> {
         self.fence.on.store(true, Ordering::Release);
         let h = &self.ha_table;
@@ -893,7 +906,7 @@ impl HaLock for PgLock {
                      WHERE l.valid_until < clock_timestamp() OR l.ha_identity = EXCLUDED.ha_identity \
                      RETURNING 1"
                 ),
-                &[&self.node.id, &encode_node(&self.node), &Self::ttl_secs()],
+                &[&self.node.id, &encode_node(&self.advert()), &Self::ttl_secs()],
             )
             .await?;
         let held = !rows.is_empty();
@@ -956,7 +969,7 @@ impl HaLock for PgLock {
             &[
                 &format!("node/{}", self.node.id),
                 &self.node.id,
-                &encode_node(&self.node),
+                &encode_node(&self.advert()),
                 &HA_MEMBER_TTL.as_secs_f64(),
             ],
         )

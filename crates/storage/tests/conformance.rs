@@ -585,6 +585,7 @@ fn node(n: &str) -> NodeInfo {
         api_addr: format!("http://{n}:8200"),
         cluster_addr: format!("https://{n}:8201"),
         version: "test".into(),
+        auth: String::new(),
     }
 }
 
