@@ -25,7 +25,7 @@ use etcd_client::{
 
 pub use crate::etcd_config::EtcdConfig;
 use crate::ha::{decode_node, encode_node, HaLock, Member, NodeInfo, HA_MEMBER_TTL, HA_TTL};
-use crate::{collapse_list, validate_key, validate_ops, Backend, StorageError, TxnOp};
+use crate::{collapse_list, validate_ops, Backend, StorageError, TxnOp};
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -305,23 +305,6 @@ impl Backend for EtcdBackend {
         })
         .await?;
         Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
-    }
-
-    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
-        validate_key(key)?;
-        self.write(vec![TxnOp::Put {
-            key: key.to_string(),
-            value,
-        }])
-        .await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        validate_key(key)?;
-        self.write(vec![TxnOp::Delete {
-            key: key.to_string(),
-        }])
-        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

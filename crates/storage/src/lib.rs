@@ -134,8 +134,23 @@ pub(crate) fn validate_ops(ops: &[TxnOp]) -> Result<(), StorageError> {
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
-    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError>;
-    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// By default a transaction of one `Put` (backends with a cheaper path override it).
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        validate_key(key)?;
+        self.transaction(vec![TxnOp::Put {
+            key: key.to_string(),
+            value,
+        }])
+        .await
+    }
+    /// By default a transaction of one `Delete`.
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        self.transaction(vec![TxnOp::Delete {
+            key: key.to_string(),
+        }])
+        .await
+    }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError>;
     /// A short name for logs and `sys/storage` style output ("inmem", "file", ...).

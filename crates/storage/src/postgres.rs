@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::ha::{decode_node, encode_node, HaLock, Member, NodeInfo, HA_MEMBER_TTL, HA_TTL};
-use crate::{validate_key, validate_ops, Backend, StorageError, TxnOp};
+use crate::{validate_ops, Backend, StorageError, TxnOp};
 
 /// Default table names (Vault's keys, Coffer's names: a Vault table holds Vault's data).
 pub const DEFAULT_TABLE: &str = "coffer_kv_store";
@@ -726,23 +726,6 @@ impl Backend for PostgresBackend {
         .await?;
         conn.done();
         Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
-    }
-
-    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
-        validate_key(key)?;
-        self.write(vec![TxnOp::Put {
-            key: key.to_string(),
-            value,
-        }])
-        .await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        validate_key(key)?;
-        self.write(vec![TxnOp::Delete {
-            key: key.to_string(),
-        }])
-        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
