@@ -192,13 +192,53 @@ fn split_ssl_params(url: &str) -> Result<(String, SslParams), StorageError> {
         return Ok((rest, ssl));
     }
     let mut kept = Vec::new();
-    for word in url.split_whitespace() {
-        match word.split_once('=') {
-            Some((k, v)) if take(k, v.trim_matches('\'').to_string()) => {}
-            _ => kept.push(word),
+    for (k, v) in key_value_pairs(url)? {
+        if !take(&k, v.clone()) {
+            kept.push(format!(
+                "{k}='{}'",
+                v.replace('\\', "\\\\").replace('\'', "\\'")
+            ));
         }
     }
     Ok((kept.join(" "), ssl))
+}
+
+/// libpq's `key = value` connection string: values bare or single-quoted, with `\\` and `\'`
+/// escapes inside quotes, spaces allowed around `=`.
+fn key_value_pairs(text: &str) -> Result<Vec<(String, String)>, StorageError> {
+    let bad = || StorageError::Config("connection_url is not a valid key=value string".into());
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(out);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') || key.is_empty() {
+            return Err(bad());
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next().ok_or_else(bad)? {
+                    '\'' => break,
+                    '\\' => value.push(chars.next().ok_or_else(bad)?),
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                value.push(c);
+            }
+        }
+        out.push((key, value));
+    }
 }
 
 fn percent_decode(v: &str) -> Result<String, StorageError> {
@@ -1024,8 +1064,19 @@ mod tests {
         let (rest, ssl) =
             split_ssl_params("host=h user=u sslmode=require sslrootcert='/ca.pem' dbname=d")
                 .unwrap();
-        assert_eq!(rest, "host=h user=u dbname=d");
+        assert_eq!(rest, "host='h' user='u' dbname='d'");
         assert_eq!(ssl.rootcert.as_deref(), Some("/ca.pem"));
+        // quoted values with spaces, quotes and backslashes; spaces around '='
+        let (rest, ssl) =
+            split_ssl_params(r"host = h password='p w \' \\x' sslrootcert = '/my certs/ca.pem'")
+                .unwrap();
+        assert_eq!(ssl.rootcert.as_deref(), Some("/my certs/ca.pem"));
+        assert_eq!(rest, r"host='h' password='p w \' \\x'");
+        let cfg: tokio_postgres::Config = rest.parse().unwrap();
+        assert_eq!(cfg.get_password(), Some(&br"p w ' \x"[..]));
+        for bad in ["host", "=x", "host='unterminated", "a=b c"] {
+            assert!(split_ssl_params(bad).is_err(), "{bad}");
+        }
         assert!(split_ssl_params("postgres://h/db?sslrootcert=%zz").is_err());
     }
 
