@@ -25,7 +25,7 @@ use etcd_client::{
 
 pub use crate::etcd_config::EtcdConfig;
 use crate::ha::{decode_node, encode_node, HaLock, Member, NodeInfo, HA_MEMBER_TTL, HA_TTL};
-use crate::{collapse_list, validate_ops, Backend, StorageError, TxnOp};
+use crate::{collapse_list, timed, validate_ops, Backend, StorageError, TxnOp};
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -45,19 +45,6 @@ fn etcd_err(context: &str, e: etcd_client::Error) -> StorageError {
         return StorageError::TooLarge(format!("etcd refused the write: {msg}"));
     }
     StorageError::Io(format!("etcd: {context}: {msg}"))
-}
-
-async fn timed<T>(
-    limit: Duration,
-    what: &str,
-    fut: impl std::future::Future<Output = Result<T, StorageError>>,
-) -> Result<T, StorageError> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(StorageError::Io(format!(
-            "etcd: {what} timed out after {limit:?}"
-        ))),
-    }
 }
 
 struct Fence {
@@ -139,7 +126,7 @@ impl EtcdBackend {
                 "TLS files are set but the addresses are http://; use https:// addresses".into(),
             ));
         }
-        let client = timed(Duration::from_secs(15), "connect", async {
+        let client = timed("etcd", Duration::from_secs(15), "connect", async {
             let mut c = Client::connect(config.endpoints.clone(), Some(opts))
                 .await
                 .map_err(|e| etcd_err("connect", e))?;
@@ -240,7 +227,7 @@ impl EtcdBackend {
         }
         let txn = Txn::new().when(compares).and_then(then).or_else(otherwise);
         let mut client = self.client.clone();
-        let resp = timed(OP_TIMEOUT, "write", async {
+        let resp = timed("etcd", OP_TIMEOUT, "write", async {
             client.txn(txn).await.map_err(|e| etcd_err("write", e))
         })
         .await?;
@@ -278,7 +265,7 @@ impl EtcdBackend {
     async fn range_keys(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let full = self.full(prefix);
         let mut client = self.client.clone();
-        let resp = timed(OP_TIMEOUT, "list", async {
+        let resp = timed("etcd", OP_TIMEOUT, "list", async {
             client
                 .get(full, Some(GetOptions::new().with_prefix().with_keys_only()))
                 .await
@@ -300,7 +287,7 @@ impl Backend for EtcdBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let mut client = self.client.clone();
         let full = self.full(key);
-        let resp = timed(OP_TIMEOUT, "get", async {
+        let resp = timed("etcd", OP_TIMEOUT, "get", async {
             client.get(full, None).await.map_err(|e| etcd_err("get", e))
         })
         .await?;
@@ -379,7 +366,7 @@ impl EtcdLock {
     async fn lock_value(&self) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
         let mut c = self.client.clone();
         let key = self.lock_key.clone();
-        let resp = timed(LOCK_OP_TIMEOUT, "lock read", async {
+        let resp = timed("etcd", LOCK_OP_TIMEOUT, "lock read", async {
             c.get(key, None).await.map_err(|e| etcd_err("lock read", e))
         })
         .await?;
@@ -422,7 +409,7 @@ impl HaLock for EtcdLock {
                         Some(PutOptions::new().with_lease(lease)),
                     )]);
                 let mut c = self.client.clone();
-                let resp = timed(LOCK_OP_TIMEOUT, "lock advert", async {
+                let resp = timed("etcd", LOCK_OP_TIMEOUT, "lock advert", async {
                     c.txn(txn).await.map_err(|e| etcd_err("lock advert", e))
                 })
                 .await?;
@@ -442,7 +429,7 @@ impl HaLock for EtcdLock {
         let ttl = HA_TTL.as_secs() as i64;
         let key = self.lock_key.clone();
         let value = encode_node(&self.advert());
-        let won = timed(LOCK_OP_TIMEOUT, "lock acquisition", async {
+        let won = timed("etcd", LOCK_OP_TIMEOUT, "lock acquisition", async {
             let lease = c
                 .lease_grant(ttl, None)
                 .await
@@ -498,7 +485,7 @@ impl HaLock for EtcdLock {
             return Ok(false);
         };
         let mut client = self.client.clone();
-        let alive = timed(LOCK_OP_TIMEOUT, "lease keep-alive", async {
+        let alive = timed("etcd", LOCK_OP_TIMEOUT, "lease keep-alive", async {
             if held.broken {
                 // the stream failed or timed out last time: a fresh one for the same lease
                 let (keeper, stream) = client
@@ -550,7 +537,7 @@ impl HaLock for EtcdLock {
         let held = self.lease.lock().await.take();
         if let Some(h) = held {
             let mut c = self.client.clone();
-            timed(LOCK_OP_TIMEOUT, "lease revoke", async {
+            timed("etcd", LOCK_OP_TIMEOUT, "lease revoke", async {
                 c.lease_revoke(h.id)
                     .await
                     .map(|_| ())
@@ -573,7 +560,7 @@ impl HaLock for EtcdLock {
         let value = serde_json::to_vec(&entry).unwrap_or_default();
         let mut c = self.client.clone();
         let key = format!("{}{}", self.nodes_prefix, self.node.id);
-        timed(LOCK_OP_TIMEOUT, "check-in", async {
+        timed("etcd", LOCK_OP_TIMEOUT, "check-in", async {
             c.put(key, value, None)
                 .await
                 .map(|_| ())
@@ -585,7 +572,7 @@ impl HaLock for EtcdLock {
     async fn members(&self) -> Result<Vec<Member>, StorageError> {
         let mut c = self.client.clone();
         let prefix = self.nodes_prefix.clone();
-        let resp = timed(LOCK_OP_TIMEOUT, "members", async {
+        let resp = timed("etcd", LOCK_OP_TIMEOUT, "members", async {
             c.get(prefix, Some(GetOptions::new().with_prefix()))
                 .await
                 .map_err(|e| etcd_err("members", e))

@@ -105,6 +105,22 @@ impl std::fmt::Debug for TxnOp {
     }
 }
 
+/// `fut`, failed with [`StorageError::Io`] naming the backend and the operation when it takes
+/// longer than `limit` (networked backends: a server that stopped answering).
+pub(crate) async fn timed<T>(
+    backend: &str,
+    limit: std::time::Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(StorageError::Io(format!(
+            "{backend}: {what} timed out after {limit:?}"
+        ))),
+    }
+}
+
 /// Rejects keys no backend may store: the empty key.
 pub(crate) fn validate_key(key: &str) -> Result<(), StorageError> {
     if key.is_empty() {

@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::ha::{decode_node, encode_node, HaLock, Member, NodeInfo, HA_MEMBER_TTL, HA_TTL};
-use crate::{validate_ops, Backend, StorageError, TxnOp};
+use crate::{timed, validate_ops, Backend, StorageError, TxnOp};
 
 /// Default table names (Vault's keys, Coffer's names: a Vault table holds Vault's data).
 pub const DEFAULT_TABLE: &str = "coffer_kv_store";
@@ -371,19 +371,6 @@ fn is_retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-async fn timed<T>(
-    limit: Duration,
-    what: &str,
-    fut: impl std::future::Future<Output = Result<T, StorageError>>,
-) -> Result<T, StorageError> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(StorageError::Io(format!(
-            "postgresql: {what} timed out after {limit:?}"
-        ))),
-    }
-}
-
 /// The prepared statements of one data connection.
 struct Stmts {
     get: Statement,
@@ -575,7 +562,7 @@ impl PostgresBackend {
             ));
         }
         let schema = config.schema_sql()?;
-        timed(OP_TIMEOUT, "creating the schema", async {
+        timed("postgresql", OP_TIMEOUT, "creating the schema", async {
             let mut client = connect(&target).await?;
             let tx = client.transaction().await.map_err(|e| pg_err("begin", e))?;
             // nodes starting together must not race on CREATE TABLE
@@ -757,7 +744,7 @@ impl WritePlan<'_> {
 impl Backend for PostgresBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let conn = self.pool.get().await?;
-        let row = timed(OP_TIMEOUT, "get", async {
+        let row = timed("postgresql", OP_TIMEOUT, "get", async {
             conn.client
                 .query_opt(&conn.stmts.get, &[&key])
                 .await
@@ -770,7 +757,7 @@ impl Backend for PostgresBackend {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let conn = self.pool.get().await?;
-        let rows = timed(OP_TIMEOUT, "list", async {
+        let rows = timed("postgresql", OP_TIMEOUT, "list", async {
             let r = match prefix.strip_suffix('/') {
                 // prefixes end with '/': the keys under it sort before `<prefix minus '/'>0`
                 Some(stem) => {
@@ -828,7 +815,7 @@ impl Backend for PostgresBackend {
 
     async fn keys(&self) -> Result<Vec<String>, StorageError> {
         let conn = self.pool.get().await?;
-        let rows = timed(Duration::from_secs(600), "keys", async {
+        let rows = timed("postgresql", Duration::from_secs(600), "keys", async {
             conn.client
                 .query(&conn.stmts.keys, &[])
                 .await
@@ -866,7 +853,7 @@ impl PgLock {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StorageError> {
         let mut slot = self.conn.lock().await;
-        let r = timed(LOCK_OP_TIMEOUT, "lock operation", async {
+        let r = timed("postgresql", LOCK_OP_TIMEOUT, "lock operation", async {
             if slot.as_ref().is_none_or(Client::is_closed) {
                 *slot = Some(connect(&self.target).await?);
             }
