@@ -44,6 +44,37 @@ impl Drop for Server {
 
 /// Start `coffer` with `args` and wait until it answers on `port` (plain HTTP).
 pub fn spawn_with(args: &[String], port: u16, prepare: impl FnOnce(&mut Command)) -> Server {
+    try_spawn(args, port, prepare).unwrap_or_else(|out| panic!("server did not start: {out}"))
+}
+
+/// Attempts at starting a server on a fresh port when the one picked was taken meanwhile
+/// (another test's server or an outgoing connection got it between pick and bind).
+const PORT_ATTEMPTS: usize = 3;
+
+/// Start a server on a port from [`free_port`], built into its arguments by `args`; again on
+/// another port when the first was taken meanwhile.
+fn spawn_on_free_port(
+    mut args: impl FnMut(u16) -> Vec<String>,
+    mut prepare: impl FnMut(&mut Command),
+) -> Server {
+    let mut last = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let port = free_port();
+        match try_spawn(&args(port), port, &mut prepare) {
+            Ok(s) => return s,
+            Err(out) if out.contains("Address already in use") => last = out,
+            Err(out) => panic!("server did not start: {out}"),
+        }
+    }
+    panic!("server did not start ({PORT_ATTEMPTS} ports were taken): {last}")
+}
+
+/// [`spawn_with`], answering the server's output when it exits or does not answer in time.
+fn try_spawn(
+    args: &[String],
+    port: u16,
+    prepare: impl FnOnce(&mut Command),
+) -> Result<Server, String> {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let mut cmd = Command::new(bin());
     cmd.args(args)
@@ -74,7 +105,7 @@ pub fn spawn_with(args: &[String], port: u16, prepare: impl FnOnce(&mut Command)
             }
         });
     }
-    let server = Server {
+    let mut server = Server {
         child,
         addr: format!("http://127.0.0.1:{port}"),
         client: Client::builder()
@@ -85,8 +116,8 @@ pub fn spawn_with(args: &[String], port: u16, prepare: impl FnOnce(&mut Command)
         output,
         _tmp: tmp,
     };
-    server.wait_listening();
-    server
+    server.wait_listening()?;
+    Ok(server)
 }
 
 /// `coffer server -dev` with a known root token.
@@ -102,22 +133,24 @@ pub fn dev_with(extra: &[&str]) -> Server {
 /// `coffer server -dev` with extra arguments and a hook to adjust the command before it is
 /// spawned (environment). Unless `extra` moves it, the dev HTTPS listener takes a port of the
 /// kernel's choosing, so that servers started in parallel do not compete for 8443.
-pub fn dev_prepared(extra: &[&str], prepare: impl FnOnce(&mut Command)) -> Server {
-    let port = free_port();
-    let mut args = vec![
-        "server".to_string(),
-        "-dev".into(),
-        format!("-dev-root-token-id={ROOT}"),
-        format!("-dev-listen-address=127.0.0.1:{port}"),
-    ];
-    if !extra.iter().any(|a| {
-        a.trim_start_matches('-')
-            .starts_with("dev-tls-listen-address")
-    }) {
-        args.push("-dev-tls-listen-address=127.0.0.1:0".into());
-    }
-    args.extend(extra.iter().map(|a| a.to_string()));
-    spawn_with(&args, port, prepare)
+pub fn dev_prepared(extra: &[&str], prepare: impl FnMut(&mut Command)) -> Server {
+    let args = |port: u16| {
+        let mut args = vec![
+            "server".to_string(),
+            "-dev".into(),
+            format!("-dev-root-token-id={ROOT}"),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+        ];
+        if !extra.iter().any(|a| {
+            a.trim_start_matches('-')
+                .starts_with("dev-tls-listen-address")
+        }) {
+            args.push("-dev-tls-listen-address=127.0.0.1:0".into());
+        }
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    spawn_on_free_port(args, prepare)
 }
 
 /// Write a config file for `storage` and start `coffer server -config`.
@@ -132,40 +165,43 @@ pub fn with_listener(
     storage_hcl: &str,
     listener_hcl: &str,
     extra_hcl: &str,
-    prepare: impl FnOnce(&mut Command),
+    prepare: impl FnMut(&mut Command),
 ) -> Server {
-    let port = free_port();
-    let cfg = dir.join(format!("coffer-{port}.hcl"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "{storage_hcl}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n{listener_hcl}\n}}\ndisable_mlock = true\n{extra_hcl}\n"
-        ),
-    )
-    .unwrap();
-    spawn_with(
-        &["server".into(), format!("-config={}", cfg.display())],
-        port,
-        prepare,
-    )
+    let args = |port: u16| {
+        let cfg = dir.join(format!("coffer-{port}.hcl"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "{storage_hcl}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n{listener_hcl}\n}}\ndisable_mlock = true\n{extra_hcl}\n"
+            ),
+        )
+        .unwrap();
+        vec!["server".to_string(), format!("-config={}", cfg.display())]
+    };
+    spawn_on_free_port(args, prepare)
 }
 
 impl Server {
-    fn wait_listening(&self) {
+    fn wait_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // give the output readers a moment to catch the last lines
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(self.output());
+            }
             if let Ok(r) = self
                 .client
                 .get(format!("{}/v1/sys/seal-status", self.addr))
                 .send()
             {
                 if r.status().is_success() {
-                    return;
+                    return Ok(());
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("server did not start: {}", self.output.lock().unwrap());
+        Err(self.output())
     }
 
     /// Everything the server printed so far (stdout and stderr).
